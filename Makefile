@@ -1,0 +1,29 @@
+# User entry points. Everything runs inside .venv, created and filled by `make setup`.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+CONSTRAINTS := requirements/constraints.txt
+PIP := $(PY) -m pip install --disable-pip-version-check -q -c $(CONSTRAINTS)
+STAMP := $(VENV)/.setup-done
+
+.PHONY: setup demo test clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements/constraints.txt requirements/main.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) torch==2.13.0
+	$(PIP) -r requirements/main.txt
+	$(PIP) --no-deps finn-plus hls4ml
+	$(PIP) --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+demo: setup
+	$(PY) -m hw_gen.demo
+
+test: setup
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf build/ demo_out/ .pytest_cache
+	find . -name __pycache__ -prune -exec rm -rf {} +
