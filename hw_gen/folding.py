@@ -1,0 +1,74 @@
+"""Folding (PE/SIMD) of every hardware layer, FINN's and ours.
+
+FINN's SetFolding folds the op types it lists and only warns about the rest, so this module
+owns folding: SetFolding for FINN's layers, then a search over the legal values of each of
+our layers' folding attributes (the layer class declares them), to the same cycle target.
+A FINN folding-config JSON (node name -> attributes) can be applied instead.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.custom_op.registry import getCustomOp
+
+from hw_gen.errors import HwGenError
+
+
+def target_cycles(target_fps: float, clk_ns: float) -> int:
+    if target_fps <= 0:
+        raise HwGenError(f"target frames/s must be positive, not {target_fps:g}")
+    return max(1, int(1e9 / clk_ns / target_fps))
+
+
+def is_hw(node) -> bool:
+    """FINN's hardware layers and ours (registered in FINN's domain so its passes see them)."""
+    return node.domain.startswith("finn.custom_op.fpgadataflow")
+
+
+def fold_own_layers(model: ModelWrapper, cycles: int | None) -> ModelWrapper:
+    """Fold our own layers: each offers ``folding_options()`` (attribute -> legal values in
+    increasing parallelism); pick the least parallel setting that meets ``cycles``."""
+    for node in model.graph.node:
+        inst = getCustomOp(node) if is_hw(node) else None
+        options = getattr(inst, "folding_options", None)
+        if options is None:
+            continue
+        for attr_name, values in options().items():
+            inst.set_nodeattr(attr_name, values[0])
+            if cycles is None:
+                continue
+            for value in values:
+                inst.set_nodeattr(attr_name, value)
+                if inst.get_exp_cycles() <= cycles:
+                    break
+    return model
+
+
+def apply_folding(
+    model: ModelWrapper,
+    target_fps: float | None,
+    clk_ns: float,
+    config: str | Path | None = None,
+) -> ModelWrapper:
+    """Fold to a frames/s target (least parallelism when None), or apply a folding config."""
+    if config is not None:
+        from qonnx.transformation.general import ApplyConfig
+
+        path = Path(config)
+        if not path.exists():
+            raise HwGenError(f"folding config not found: {path}")
+        try:
+            json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise HwGenError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from exc
+        return model.transform(ApplyConfig(str(path)))
+    cycles = target_cycles(target_fps, clk_ns) if target_fps is not None else None
+    if cycles is not None:
+        from finn.transformation.fpgadataflow.set_folding import SetFolding
+
+        model = model.transform(SetFolding(target_cycles_per_frame=cycles,
+                                           two_pass_relaxation=True))
+    return fold_own_layers(model, cycles)

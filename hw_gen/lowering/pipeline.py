@@ -1,0 +1,116 @@
+"""Runs the lowering steps in order, saving each intermediate model.
+
+``OUT/steps/NN_<name>.onnx`` is the model after step NN; ``OUT/steps/context.json`` holds what
+the steps recorded. A run can stop after any step and a later run can resume from the last
+saved step.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from qonnx.core.modelwrapper import ModelWrapper
+
+from hw_gen.errors import HwGenError
+from hw_gen.finn_adapter import init_finn
+from hw_gen.lowering import steps as S
+
+STEPS: list[tuple[str, S.StepFn]] = [
+    ("qonnx_cleanup", S.qonnx_cleanup),
+    ("input_interface", S.input_interface),
+    ("qonnx_to_finn", S.qonnx_to_finn),
+    ("tidy", S.tidy),
+    ("binary_padding", S.binary_padding),
+    ("streamline", S.streamline),
+    ("output_interface", S.output_interface),
+    ("to_hw", S.to_hw),
+    ("widths", S.widths),
+    ("specialize", S.specialize),
+    ("fold", S.fold),
+]
+STEP_NAMES = [name for name, _ in STEPS]
+
+Checker = Callable[[str, ModelWrapper], dict | None]
+
+
+@dataclass
+class StepRecord:
+    name: str
+    seconds: float
+    path: Path
+    check: dict | None = None
+
+
+@dataclass
+class LoweringRun:
+    model: ModelWrapper
+    context: S.LoweringContext
+    records: list[StepRecord] = field(default_factory=list)
+
+
+def step_path(out_dir: Path, name: str) -> Path:
+    return out_dir / "steps" / f"{STEP_NAMES.index(name):02d}_{name}.onnx"
+
+
+def run_lowering(
+    model_path: str | Path,
+    out_dir: str | Path,
+    fpga_part: str,
+    outputs: str = "both",
+    stop_after: str | None = None,
+    resume: bool = False,
+    checker: Checker | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> LoweringRun:
+    """Lower ``model_path`` (a QONNX export) step by step into ``out_dir``."""
+    out = Path(out_dir)
+    init_finn(out / "finn_build")
+    for name in (stop_after,):
+        if name is not None and name not in STEP_NAMES:
+            raise HwGenError(f"unknown step '{name}'; steps are: {', '.join(STEP_NAMES)}")
+    if outputs not in ("labels", "logits", "both"):
+        raise HwGenError(f"outputs must be labels, logits or both, not '{outputs}'")
+    (out / "steps").mkdir(parents=True, exist_ok=True)
+    ctx_path = out / "steps" / "context.json"
+    ctx = S.LoweringContext(fpga_part=fpga_part, outputs=outputs)
+    start = 0
+    model = _load(model_path)
+    if resume:
+        done = [n for n in STEP_NAMES if step_path(out, n).exists()]
+        if done and ctx_path.exists():
+            last = done[-1]
+            model = ModelWrapper(str(step_path(out, last)))
+            ctx.facts = json.loads(ctx_path.read_text())
+            start = STEP_NAMES.index(last) + 1
+    run = LoweringRun(model, ctx)
+    for name, fn in STEPS[start:]:
+        if progress:
+            progress(name)
+        t0 = time.perf_counter()
+        model = fn(model, ctx)
+        seconds = time.perf_counter() - t0
+        path = step_path(out, name)
+        model.save(str(path))
+        ctx_path.write_text(json.dumps(ctx.facts, indent=1, sort_keys=True))
+        record = StepRecord(name, seconds, path)
+        if checker is not None:
+            record.check = checker(name, model)
+        run.records.append(record)
+        run.model = model
+        if name == stop_after:
+            break
+    return run
+
+
+def _load(model_path: str | Path) -> ModelWrapper:
+    path = Path(model_path)
+    if not path.exists():
+        raise HwGenError(f"model file not found: {path}")
+    try:
+        return ModelWrapper(str(path))
+    except Exception as exc:  # onnx raises several types for a damaged file
+        raise HwGenError(f"{path}: not a readable ONNX model ({type(exc).__name__})") from exc

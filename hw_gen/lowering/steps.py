@@ -1,0 +1,285 @@
+"""The lowering steps, from a Brevitas QONNX export to specialized, folded FINN hardware layers.
+
+Each step is a function ``(model, ctx) -> model``; :mod:`hw_gen.lowering.pipeline` runs them
+in order, saves each result and lets a build stop after or resume from any of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from onnx import TensorProto, helper
+from qonnx.core.datatype import DataType
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.transformation.fold_constants import FoldConstants
+from qonnx.transformation.general import (
+    GiveReadableTensorNames,
+    GiveUniqueNodeNames,
+    RemoveStaticGraphInputs,
+    RemoveUnusedTensors,
+)
+from qonnx.transformation.infer_data_layouts import InferDataLayouts
+from qonnx.transformation.infer_datatypes import InferDataTypes
+from qonnx.transformation.infer_shapes import InferShapes
+from qonnx.transformation.lower_convs_to_matmul import LowerConvsToMatMul
+from qonnx.util.cleanup import cleanup_model
+
+from hw_gen.errors import HwGenError, UnmappedNodesError
+from hw_gen.folding import apply_folding, is_hw
+from hw_gen.lowering import interface, padding, rounding
+from hw_gen.lowering.xnor import ConvertBipolarToXnor
+from hw_gen.lowering.widths import check_datatypes, minimize_widths
+
+
+@dataclass
+class LoweringContext:
+    """What the steps share: options, and facts a step records for later ones and reports."""
+
+    fpga_part: str
+    outputs: str = "both"  # "labels", "logits" or "both"
+    clk_ns: float = 10.0
+    target_fps: float | None = None
+    folding_config: str | None = None
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+def qonnx_cleanup(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
+    model = cleanup_model(model)
+    return model.transform(InferShapes())
+
+
+def input_interface(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
+    model, info = interface.make_uint8_input(model)
+    ctx.facts["input"] = {"kind": info.kind, "scale": info.scale}
+    return model
+
+
+def qonnx_to_finn(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
+    from finn.transformation.qonnx.convert_qonnx_to_finn import ConvertQONNXtoFINN
+
+    model = model.transform(rounding.RecordHalfEvenQuantizers())
+    model = model.transform(ConvertQONNXtoFINN())
+    return model.transform(rounding.TagHalfEvenThresholds())
+
+
+def tidy(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
+    from finn.transformation.qonnx.give_unique_node_names_recursive import (
+        GiveUniqueNodeNamesRecursive,
+    )
+
+    for t in (InferShapes(), FoldConstants(), GiveUniqueNodeNamesRecursive(),
+              GiveReadableTensorNames(), InferDataTypes(), RemoveStaticGraphInputs()):
+        model = model.transform(t)
+    return model
+
+
+def binary_padding(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
+    model = model.transform(padding.MoveScalarMulPastPad())
+    return model.transform(padding.ZeroPadToInt2())
+
+
+def _layout_cleanup(model: ModelWrapper) -> ModelWrapper:
+    """Make resizes NHWC and move transposes past joins and forks until none can move."""
+    import finn.transformation.streamline.absorb as absorb
+    import finn.transformation.streamline.reorder as reorder
+
+    passes = [
+        reorder.MakeMaxPoolNHWC(),
+        reorder.MakeScaleResizeNHWC(),
+        absorb.AbsorbTransposeIntoMultiThreshold(),
+        absorb.AbsorbTransposeIntoResize(),
+        reorder.MoveTransposePastJoinAdd(),
+        reorder.MoveTransposePastJoinConcat(),
+        reorder.MoveTransposePastFork(),
+        absorb.AbsorbConsecutiveTransposes(),
+        padding.FusePadIntoIm2Col(),
+    ]
+    for _ in range(8):
+        before = [(n.op_type, tuple(n.input)) for n in model.graph.node]
+        for t in passes:
+            model = model.transform(t)
+        if [(n.op_type, tuple(n.input)) for n in model.graph.node] == before:
+            break
+    return model
+
+
+def streamline(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
+    import finn.transformation.streamline.absorb as absorb
+    from finn.transformation.streamline import Streamline
+
+    model = model.transform(absorb.AbsorbScalarBiasIntoMultiThreshold())
+    model = model.transform(Streamline())
+    model = model.transform(LowerConvsToMatMul())
+    model = _layout_cleanup(model)
+    model = model.transform(ConvertBipolarToXnor())
+    model = model.transform(padding.MapBinaryPadValues())
+    model = model.transform(Streamline())
+    model = _layout_cleanup(model)
+    ties = rounding.ApplyHalfEvenTies()
+    model = model.transform(ties)
+    ctx.facts["near_ties"] = ties.near_ties
+    model = model.transform(InferDataLayouts())
+    return model.transform(RemoveUnusedTensors())
+
+
+def output_interface(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
+    """Name the logits output and add a labels output (TopK over the integer scores) where
+    the float tail is monotonic."""
+    graph = model.graph
+    out = graph.output[0]
+    # the integer scores: walk back from the output over the float tail
+    tensor = out.name
+    producer = model.find_producer(tensor)
+    while producer is not None and producer.op_type in ("Mul", "Add", "Transpose", "Reshape"):
+        tensor = producer.input[0]
+        producer = model.find_producer(tensor)
+    scores = tensor
+    ctx.facts["scores_tensor"] = scores
+    want_labels = ctx.outputs in ("labels", "both")
+    labels_ok = model.get_tensor_datatype(scores).is_integer() and interface.tail_is_monotonic(
+        model, scores
+    )
+    ctx.facts["labels_in_hardware"] = bool(want_labels and labels_ok)
+    if want_labels and not labels_ok:
+        ctx.facts["labels_note"] = (
+            "the scores are scaled per class (or not integer), so labels are taken from "
+            "the float logits in software"
+        )
+    if want_labels and labels_ok:
+        shape = model.get_tensor_shape(scores)
+        k = model.make_new_valueinfo_name()
+        model.set_initializer(k, np.asarray([1], dtype=np.int64))
+        values = model.make_new_valueinfo_name()
+        label_shape = list(shape[:-1]) + [1]
+        graph.value_info.append(helper.make_tensor_value_info(values, TensorProto.FLOAT, label_shape))
+        graph.output.append(
+            helper.make_tensor_value_info(interface.LABELS_NAME, TensorProto.INT64, label_shape)
+        )
+        graph.node.append(
+            helper.make_node("TopK", [scores, k], [values, interface.LABELS_NAME], axis=-1)
+        )
+        model.set_tensor_datatype(interface.LABELS_NAME, DataType[f"UINT{max(1, int(np.ceil(np.log2(shape[-1]))))}"])
+    if ctx.outputs == "labels" and labels_ok:
+        graph.output.remove(out)
+    model = model.transform(InferShapes())
+    return model
+
+
+def to_hw(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
+    from finn.transformation.fpgadataflow.convert_to_hw import (
+        binary_matrix_vector_activation as bmva,
+        concat,
+        conv_inp_gen,
+        duplicate_streams,
+        fm_padding,
+        label_select,
+        pool,
+        quantized_matrix_vector_activation as qmva,
+        thresholding,
+        upsample,
+    )
+    from finn.transformation.fpgadataflow.convert_to_hw.elementwise_binary_operation import (
+        InferElementwiseBinaryOperation,
+    )
+
+    import finn.transformation.streamline.absorb as absorb
+    from finn.transformation.move_reshape import RemoveCNVtoFCFlatten
+
+    for t in (
+        bmva.InferBinaryMatrixVectorActivation(),
+        qmva.InferQuantizedMatrixVectorActivation(),
+        label_select.InferLabelSelectLayer(),
+        thresholding.InferThresholdingLayer(),
+        fm_padding.InferFMPadding(),
+        pool.InferPool(),
+        conv_inp_gen.InferConvInpGen(),
+        RemoveCNVtoFCFlatten(),
+        concat.InferConcatLayer(),
+        upsample.InferUpsample(),
+    ):
+        model = model.transform(t)
+    model = model.transform(InferElementwiseBinaryOperation(_all_integer))
+    model = _float_thresholds_to_software(model)
+    model = model.transform(duplicate_streams.InferDuplicateStreamsLayer())
+    model = model.transform(absorb.AbsorbConsecutiveTransposes())
+    for t in (GiveUniqueNodeNames(), InferDataLayouts(), InferDataTypes(), InferShapes()):
+        model = model.transform(t)
+    _check_mapped(model)
+    return model
+
+
+def widths(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
+    model = minimize_widths(model)
+    ctx.facts["layers_type_checked"] = check_datatypes(model)
+    return model
+
+
+def specialize(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
+    from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
+
+    model = model.transform(SpecializeLayers(ctx.fpga_part))
+    for t in (GiveUniqueNodeNames(), InferShapes(), InferDataTypes()):
+        model = model.transform(t)
+    model = minimize_widths(model)
+    ctx.facts["layers_type_checked"] = check_datatypes(model)
+    return model
+
+
+def fold(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
+    return apply_folding(model, ctx.target_fps, ctx.clk_ns, ctx.folding_config)
+
+
+def _float_thresholds_to_software(model: ModelWrapper) -> ModelWrapper:
+    """A threshold layer on a float tensor (an input quantizer other than UINT8 pixels) stays
+    a software MultiThreshold in front of the accelerator."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    for index, node in enumerate(model.graph.node):
+        if node.op_type != "Thresholding":
+            continue
+        inst = getCustomOp(node)
+        if DataType[inst.get_nodeattr("inputDataType")].is_integer():
+            continue
+        odt = inst.get_nodeattr("outputDataType")
+        scale, bias = (2.0, -1.0) if odt == "BIPOLAR" else (1.0, float(inst.get_nodeattr("ActVal")))
+        mt = helper.make_node(
+            "MultiThreshold", list(node.input[:2]), [node.output[0]],
+            domain="qonnx.custom_op.general", out_dtype=odt, out_scale=scale, out_bias=bias,
+            data_layout="NHWC" if len(model.get_tensor_shape(node.input[0])) == 4 else "NC",
+            name=node.name + "_sw",
+        )
+        model.graph.node.remove(node)
+        model.graph.node.insert(index, mt)
+    return model
+
+
+def _all_integer(model: ModelWrapper, node) -> bool:
+    """Only integer elementwise operations become hardware; float scaling stays in software."""
+    tensors = list(node.input) + list(node.output)
+    return all(model.get_tensor_datatype(t).is_integer() for t in tensors)
+
+
+def _check_mapped(model: ModelWrapper) -> None:
+    """Every node between the first and the last hardware layer must be a hardware layer."""
+    nodes = list(model.graph.node)
+    hw = [i for i, n in enumerate(nodes) if is_hw(n)]
+    if not hw:
+        raise UnmappedNodesError([(n.name, n.op_type) for n in nodes], "to_hw")
+    hw_tensors = {t for n in nodes if is_hw(n) for t in list(n.input) + list(n.output)}
+    stray = []
+    for n in nodes:
+        if is_hw(n):
+            continue
+        reads_hw = any(t in hw_tensors and model.find_producer(t) is not None
+                       and is_hw(model.find_producer(t)) for t in n.input)
+        feeds_hw = any(is_hw(c) for t in n.output for c in (model.find_consumers(t) or []))
+        if reads_hw and feeds_hw:
+            stray.append((n.name, n.op_type))
+    if stray:
+        raise UnmappedNodesError(stray, "to_hw")
+
+
+StepFn = Callable[[ModelWrapper, LoweringContext], ModelWrapper]
