@@ -19,11 +19,14 @@ into what it generates, so the build folder always lives inside the build's outp
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 VIVADO_PLACEHOLDER = "/opt/Xilinx/Vivado-not-installed/2024.2"
 VENDOR_TOOLS = ("vivado", "vitis_hls")
@@ -98,3 +101,19 @@ def builder_config_overrides() -> dict[str, Any]:
     if vendor_tools().complete:
         return {}
     return {"verification_mean_rtol": LENIENT_MEAN_RTOL}
+
+
+@contextlib.contextmanager
+def finn_log(path: Path) -> Iterator[None]:
+    """Send what FINN and qonnx print (progress chatter, warnings) to ``path``, not the console."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as log, contextlib.redirect_stdout(log), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        handler = logging.StreamHandler(log)
+        root = logging.getLogger()
+        saved = root.handlers[:]
+        root.handlers = [handler]
+        try:
+            yield
+        finally:
+            root.handlers = saved

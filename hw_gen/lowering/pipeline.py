@@ -16,7 +16,7 @@ from typing import Callable
 from qonnx.core.modelwrapper import ModelWrapper
 
 from hw_gen.errors import HwGenError
-from hw_gen.finn_adapter import init_finn
+from hw_gen.finn_adapter import finn_log, init_finn
 from hw_gen.lowering import steps as S
 
 STEPS: list[tuple[str, S.StepFn]] = [
@@ -50,6 +50,11 @@ class LoweringRun:
     model: ModelWrapper
     context: S.LoweringContext
     records: list[StepRecord] = field(default_factory=list)
+    last_step: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.last_step == STEP_NAMES[-1]
 
 
 def step_path(out_dir: Path, name: str) -> Path:
@@ -65,6 +70,9 @@ def run_lowering(
     resume: bool = False,
     checker: Checker | None = None,
     progress: Callable[[str], None] | None = None,
+    clk_ns: float = 10.0,
+    target_fps: float | None = None,
+    folding_config: str | None = None,
 ) -> LoweringRun:
     """Lower ``model_path`` (a QONNX export) step by step into ``out_dir``."""
     out = Path(out_dir)
@@ -76,22 +84,30 @@ def run_lowering(
         raise HwGenError(f"outputs must be labels, logits or both, not '{outputs}'")
     (out / "steps").mkdir(parents=True, exist_ok=True)
     ctx_path = out / "steps" / "context.json"
-    ctx = S.LoweringContext(fpga_part=fpga_part, outputs=outputs)
+    ctx = S.LoweringContext(fpga_part=fpga_part, outputs=outputs, clk_ns=clk_ns,
+                            target_fps=target_fps, folding_config=folding_config)
     start = 0
+    last = None
     model = _load(model_path)
     if resume:
         done = [n for n in STEP_NAMES if step_path(out, n).exists()]
         if done and ctx_path.exists():
             last = done[-1]
+            if stop_after is not None and STEP_NAMES.index(stop_after) < STEP_NAMES.index(last):
+                raise HwGenError(f"cannot resume: step '{last}' already ran after '{stop_after}'")
             model = ModelWrapper(str(step_path(out, last)))
             ctx.facts = json.loads(ctx_path.read_text())
             start = STEP_NAMES.index(last) + 1
-    run = LoweringRun(model, ctx)
+    else:
+        for stale in (out / "steps").glob("*.onnx"):
+            stale.unlink()
+    run = LoweringRun(model, ctx, last_step=last)
     for name, fn in STEPS[start:]:
         if progress:
             progress(name)
         t0 = time.perf_counter()
-        model = fn(model, ctx)
+        with finn_log(out / "steps" / "finn.log"):
+            model = fn(model, ctx)
         seconds = time.perf_counter() - t0
         path = step_path(out, name)
         model.save(str(path))
@@ -101,6 +117,7 @@ def run_lowering(
             record.check = checker(name, model)
         run.records.append(record)
         run.model = model
+        run.last_step = name
         if name == stop_after:
             break
     return run

@@ -1,0 +1,102 @@
+"""``hw-gen``: the command line of the generator."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from hw_gen.errors import HwGenError
+
+DESCRIPTION = """\
+Turn binary neural networks for dense prediction (Brevitas QONNX exports) into FINN dataflow
+accelerators, and check every step bit for bit."""
+
+
+def _add_lower(sub: argparse._SubParsersAction) -> None:
+    from hw_gen.boards import DEFAULT_BOARD
+    from hw_gen.lowering.pipeline import STEP_NAMES
+
+    p = sub.add_parser(
+        "lower",
+        help="lower a QONNX model to FINN hardware layers",
+        description="Lower a Brevitas QONNX export to a graph of FINN hardware layers: QONNX "
+        "to FINN, tidy-up, streamlining, our exactness fix-ups, conversion to hardware layers, "
+        "bit widths, specialization and folding. Writes OUT/dataflow.onnx (the whole lowered "
+        "graph in one file), OUT/steps/NN_<step>.onnx after every step, and a per-layer table "
+        "(OUT/layers.txt, OUT/layers.json).",
+    )
+    p.add_argument("model", type=Path, help="QONNX model (.onnx) exported from Brevitas")
+    p.add_argument("-o", "--out", type=Path, required=True, help="output folder")
+    p.add_argument("--board", default=DEFAULT_BOARD,
+                   help=f"board name from FINN's part map (default {DEFAULT_BOARD}); "
+                   "an unknown name lists the known ones")
+    p.add_argument("--outputs", choices=("labels", "logits", "both"), default="both",
+                   help="graph outputs: per-pixel labels, float logits, or both (default)")
+    p.add_argument("--clock-ns", type=float, default=10.0, help="target clock period (ns)")
+    p.add_argument("--target-fps", type=float, default=None,
+                   help="fold for this many frames/s (default: least parallelism)")
+    p.add_argument("--folding-config", type=Path, default=None,
+                   help="FINN folding-config JSON to apply instead of a target")
+    p.add_argument("--stop-after", choices=STEP_NAMES, default=None,
+                   help="stop after this step")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the last step saved in OUT/steps")
+    p.set_defaults(func=_run_lower)
+
+
+def _run_lower(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from hw_gen.boards import get_board
+    from hw_gen.finn_adapter import init_finn
+    from hw_gen.lowering import lower
+    from hw_gen.lowering.pipeline import STEP_NAMES
+
+    init_finn(args.out / "finn_build")
+    get_board(args.board)
+    if not args.model.exists():
+        raise HwGenError(f"model file not found: {args.model}")
+    with tqdm(total=len(STEP_NAMES), desc="lower", unit="step", leave=False) as bar:
+        def progress(name: str) -> None:
+            bar.set_postfix_str(name)
+            bar.update(1)
+
+        result = lower(
+            args.model, args.out, board=args.board, outputs=args.outputs, clk_ns=args.clock_ns,
+            target_fps=args.target_fps, folding_config=args.folding_config,
+            stop_after=args.stop_after, resume=args.resume, progress=progress,
+        )
+    if not result.complete:
+        print(f"stopped after step '{result.run.last_step}'; intermediates in {args.out}/steps")
+        return 0
+    print(result.table())
+    t = result.throughput()
+    print(f"\nslowest layer {t['slowest_layer']}: {t['cycles_per_frame']} cycles/frame, "
+          f"{t['frames_per_second']:.1f} frames/s at {args.clock_ns:g} ns")
+    print(f"wrote {result.dataflow_path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hw-gen", description=DESCRIPTION)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_lower(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return args.func(args)
+    except HwGenError as exc:
+        print(f"hw-gen: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
