@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from finn.util.exception import FINNUserError
 from qonnx.core.modelwrapper import ModelWrapper
 
 from hw_gen.errors import HwGenError
@@ -57,8 +58,8 @@ class LoweringRun:
         return self.last_step == STEP_NAMES[-1]
 
 
-def step_path(out_dir: Path, name: str) -> Path:
-    return out_dir / "steps" / f"{STEP_NAMES.index(name):02d}_{name}.onnx"
+def step_path(out_dir: str | Path, name: str) -> Path:
+    return Path(out_dir) / "steps" / f"{STEP_NAMES.index(name):02d}_{name}.onnx"
 
 
 def run_lowering(
@@ -107,7 +108,10 @@ def run_lowering(
             progress(name)
         t0 = time.perf_counter()
         with finn_log(out / "steps" / "finn.log"):
-            model = fn(model, ctx)
+            try:
+                model = fn(model, ctx)
+            except FINNUserError as exc:
+                raise HwGenError(f"step {name}: FINN: {exc}") from exc
         seconds = time.perf_counter() - t0
         path = step_path(out, name)
         model.save(str(path))

@@ -29,7 +29,7 @@ from qonnx.util.cleanup import cleanup_model
 
 from hw_gen.errors import HwGenError, UnmappedNodesError
 from hw_gen.folding import apply_folding, is_hw
-from hw_gen.lowering import interface, padding, rounding
+from hw_gen.lowering import interface, padding, rounding, software_ops
 from hw_gen.lowering.xnor import ConvertBipolarToXnor
 from hw_gen.lowering.widths import check_datatypes, minimize_widths
 
@@ -188,6 +188,7 @@ def to_hw(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
     import finn.transformation.streamline.absorb as absorb
     from finn.transformation.move_reshape import RemoveCNVtoFCFlatten
 
+    model = _keep_float_thresholds_in_software(model, hide=True)
     for t in (
         bmva.InferBinaryMatrixVectorActivation(),
         qmva.InferQuantizedMatrixVectorActivation(),
@@ -202,7 +203,7 @@ def to_hw(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
     ):
         model = model.transform(t)
     model = model.transform(InferElementwiseBinaryOperation(_all_integer))
-    model = _float_thresholds_to_software(model)
+    model = _keep_float_thresholds_in_software(model, hide=False)
     model = model.transform(duplicate_streams.InferDuplicateStreamsLayer())
     model = model.transform(absorb.AbsorbConsecutiveTransposes())
     for t in (GiveUniqueNodeNames(), InferDataLayouts(), InferDataTypes(), InferShapes()):
@@ -232,27 +233,15 @@ def fold(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
     return apply_folding(model, ctx.target_fps, ctx.clk_ns, ctx.folding_config)
 
 
-def _float_thresholds_to_software(model: ModelWrapper) -> ModelWrapper:
-    """A threshold layer on a float tensor (an input quantizer other than UINT8 pixels) stays
-    a software MultiThreshold in front of the accelerator."""
-    from qonnx.custom_op.registry import getCustomOp
-
-    for index, node in enumerate(model.graph.node):
-        if node.op_type != "Thresholding":
-            continue
-        inst = getCustomOp(node)
-        if DataType[inst.get_nodeattr("inputDataType")].is_integer():
-            continue
-        odt = inst.get_nodeattr("outputDataType")
-        scale, bias = (2.0, -1.0) if odt == "BIPOLAR" else (1.0, float(inst.get_nodeattr("ActVal")))
-        mt = helper.make_node(
-            "MultiThreshold", list(node.input[:2]), [node.output[0]],
-            domain="qonnx.custom_op.general", out_dtype=odt, out_scale=scale, out_bias=bias,
-            data_layout="NHWC" if len(model.get_tensor_shape(node.input[0])) == 4 else "NC",
-            name=node.name + "_sw",
-        )
-        model.graph.node.remove(node)
-        model.graph.node.insert(index, mt)
+def _keep_float_thresholds_in_software(model: ModelWrapper, hide: bool) -> ModelWrapper:
+    """A threshold on a float tensor (an input quantizer other than UINT8 pixels, or one after
+    a float op) is no hardware layer: hide it from FINN's conversions, then restore it."""
+    for node in model.graph.node:
+        if hide and node.op_type == "MultiThreshold":
+            if not model.get_tensor_datatype(node.input[0]).is_integer():
+                node.op_type, node.domain = "SoftwareMultiThreshold", software_ops.DOMAIN
+        elif not hide and node.op_type == "SoftwareMultiThreshold":
+            node.op_type, node.domain = "MultiThreshold", "qonnx.custom_op.general"
     return model
 
 
@@ -263,21 +252,32 @@ def _all_integer(model: ModelWrapper, node) -> bool:
 
 
 def _check_mapped(model: ModelWrapper) -> None:
-    """Every node between the first and the last hardware layer must be a hardware layer."""
+    """The hardware layers must form one connected stretch: a software node with hardware
+    both upstream and downstream of it would split the accelerator."""
     nodes = list(model.graph.node)
-    hw = [i for i, n in enumerate(nodes) if is_hw(n)]
-    if not hw:
+    if not any(is_hw(n) for n in nodes):
         raise UnmappedNodesError([(n.name, n.op_type) for n in nodes], "to_hw")
-    hw_tensors = {t for n in nodes if is_hw(n) for t in list(n.input) + list(n.output)}
-    stray = []
-    for n in nodes:
-        if is_hw(n):
-            continue
-        reads_hw = any(t in hw_tensors and model.find_producer(t) is not None
-                       and is_hw(model.find_producer(t)) for t in n.input)
-        feeds_hw = any(is_hw(c) for t in n.output for c in (model.find_consumers(t) or []))
-        if reads_hw and feeds_hw:
-            stray.append((n.name, n.op_type))
+
+    def closure(start, step):
+        seen, todo = set(), list(start)
+        while todo:
+            node = todo.pop()
+            for nxt in step(node):
+                if id(nxt) not in seen:
+                    seen.add(id(nxt))
+                    todo.append(nxt)
+        return seen
+
+    def downstream(node):
+        return [c for t in node.output for c in (model.find_consumers(t) or [])]
+
+    def upstream(node):
+        return [p for t in node.input if (p := model.find_producer(t)) is not None]
+
+    hw = [n for n in nodes if is_hw(n)]
+    after_hw, before_hw = closure(hw, downstream), closure(hw, upstream)
+    stray = [(n.name, n.op_type) for n in nodes
+             if not is_hw(n) and id(n) in after_hw and id(n) in before_hw]
     if stray:
         raise UnmappedNodesError(stray, "to_hw")
 
