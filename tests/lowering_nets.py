@@ -5,7 +5,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from brevitas import nn as qnn
+from brevitas.inject.enum import ScalingImplType
 from brevitas.quant import (
+    Int8ActPerTensorFloat,
     SignedBinaryActPerTensorConst,
     SignedBinaryWeightPerTensorConst,
     Uint8ActPerTensorFloat,
@@ -92,3 +94,70 @@ class FloatInTheMiddle(nn.Module):
 def pixels(shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:
     """Random 8-bit pixels as the float input the models take (k / 255)."""
     return torch.randint(0, 256, shape, generator=torch.Generator().manual_seed(seed)) / 255.0
+
+
+class _Relu3Pow2(Uint8ActPerTensorFloat):
+    """Unsigned 3-bit activation with the constant scale 1 (a power of two)."""
+
+    bit_width = 3
+    scaling_impl_type = ScalingImplType.CONST
+    scaling_const = 7.0
+    max_val = 7.0
+
+
+class _Int4Pow2(Int8ActPerTensorFloat):
+    """Signed 4-bit activation with the constant scale 0.5."""
+
+    bit_width = 4
+    scaling_impl_type = ScalingImplType.CONST
+    scaling_const = 4.0
+    min_val = -4.0
+    max_val = 4.0
+
+
+class _BinaryWeightUnit(SignedBinaryWeightPerTensorConst):
+    """Binary weights with the constant scale 1."""
+
+    scaling_const = 1.0
+
+
+class TieNet(nn.Module):
+    """Multi-bit activations whose inputs land exactly on rounding ties: power-of-two scales
+    and batch-norm terms that are exact in float (eps = 0, var = 1, dyadic gamma and beta)."""
+
+    def __init__(self, channels: int = 6, classes: int = 4) -> None:
+        super().__init__()
+        c = channels
+        self.inp = qnn.QuantIdentity(act_quant=Uint8ActPerTensorFloat)
+        self.c0 = qnn.QuantConv2d(3, c, 3, bias=False, weight_quant=SignedBinaryWeightPerTensorConst)
+        self.b0 = nn.BatchNorm2d(c)
+        self.a0 = qnn.QuantReLU(act_quant=_Relu3Pow2)
+        self.c1 = qnn.QuantConv2d(c, c, 3, bias=False, weight_quant=_BinaryWeightUnit)
+        self.b1 = nn.BatchNorm2d(c, eps=0.0)
+        self.a1 = qnn.QuantReLU(act_quant=_Relu3Pow2)
+        self.c2 = qnn.QuantConv2d(c, c, 1, bias=False, weight_quant=_BinaryWeightUnit)
+        self.b2 = nn.BatchNorm2d(c, eps=0.0)
+        self.a2 = qnn.QuantIdentity(act_quant=_Int4Pow2)
+        self.cls = qnn.QuantConv2d(c, classes, 1, bias=False,
+                                   weight_quant=SignedBinaryWeightPerTensorConst)
+        g = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            for bn in (self.b1, self.b2):
+                bn.running_mean.zero_()
+                bn.running_var.fill_(1.0)
+                bn.weight.copy_(torch.tensor([0.5, 0.25, 0.5, 1.0, 0.5, 0.25][:c]))
+                bn.bias.copy_(torch.randint(-4, 5, (c,), generator=g) * 0.25)
+
+    def pre_activations(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The values the two tie-prone quantizers see, divided by their scales."""
+        a0 = self.a0(self.b0(self.c0(self.inp(x))))
+        y1 = self.b1(self.c1(a0))
+        a1 = self.a1(y1)
+        y2 = self.b2(self.c2(a1))
+        return [y1 / 1.0, y2 / 0.5]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.a0(self.b0(self.c0(self.inp(x))))
+        x = self.a1(self.b1(self.c1(x)))
+        x = self.a2(self.b2(self.c2(x)))
+        return self.cls(x)
