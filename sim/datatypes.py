@@ -140,6 +140,9 @@ def wrap(values: np.ndarray, dt: DType | str) -> np.ndarray:
         if not np.array_equal(q * dt.scale, v):
             raise DataTypeError(f"values are not multiples of {dt.name}'s LSB {dt.scale}")
         return (_wrap_int(q, dt.bits, True) * dt.scale).astype(dt.container)
+    if v.dtype.kind in "iu" and v.size and dt.kind != "bipolar":
+        if dt.min <= int(v.min()) and int(v.max()) <= dt.max:  # nothing to wrap
+            return v.astype(dt.container, copy=False)
     v = as_int64(v)
     if dt.kind == "bipolar":
         bit = ((v + 1) >> 1) & 1

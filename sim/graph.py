@@ -33,7 +33,7 @@ def _prepare_input(info: TensorInfo, value: np.ndarray) -> tuple[np.ndarray, int
     bad = ~dt.allowed(x)
     if bad.any():
         raise SimError(
-            f"input {info.name!r}: value {x[bad].flat[0]!r} is not representable as {info.dtype} "
+            f"input {info.name!r}: value {x[bad].flat[0].item()!r} is not representable as {info.dtype} "
             f"({int(bad.sum())} such values)"
         )
     if dt.kind == "fixed":

@@ -68,7 +68,7 @@ def encode(x: np.ndarray, dt: DType | str) -> np.ndarray:
     bad = ~dt.allowed(x)
     if bad.any():
         raise DataTypeError(
-            f"value {x[bad].flat[0]!r} is not representable as {dt.name} "
+            f"value {x[bad].flat[0].item()!r} is not representable as {dt.name} "
             f"({int(bad.sum())} such values)"
         )
     if dt.kind == "bipolar":

@@ -14,7 +14,7 @@ def reference_matches(a_bits: np.ndarray, w_bits: np.ndarray) -> np.ndarray:
                      for j in range(w_bits.shape[1])], axis=1).astype(np.int64)
 
 
-@pytest.mark.parametrize("k", [1, 7, 63, 64, 65, 200, 576, 1000])
+@pytest.mark.parametrize("k", [1, 7, 63, 64, 65, 200, 576, 1000, 2049, 5000])
 @pytest.mark.parametrize("method", ["auto", "float32", "popcount", "popcount_lut"])
 def test_xnor_methods_agree_with_reference(k, method):
     rng = np.random.default_rng(k)
@@ -28,14 +28,22 @@ def test_xnor_near_float32_bound(k):
     rng = np.random.default_rng(7)
     a = rng.integers(0, 2, size=(2, k), dtype=np.uint8)
     w = np.stack([a[0], a[1], 1 - a[0]], axis=1)  # counts K, ~K/2 and 0: the extremes
-    expected = np.array([[k, (a[0] == a[1]).sum(), 0], [(a[0] == a[1]).sum(), k, (a[1] != a[0]).sum()]])
-    auto = xnor_popcount(a, w)
-    assert np.array_equal(auto, expected)
-    assert np.array_equal(xnor_popcount(a, w, method="popcount"), expected)
-    assert xnor_method(k) == ("float32" if k < FLOAT32_EXACT else "popcount")
-    if k > FLOAT32_EXACT:
+    same = int((a[0] == a[1]).sum())
+    expected = np.array([[k, same, 0], [same, k, k - same]])
+    below = k < FLOAT32_EXACT
+    for method in ("auto", "popcount", "popcount_lut") + (("float32",) if below else ()):
+        assert np.array_equal(xnor_popcount(a, w, method=method), expected), method
+    if not below:
         # the bound matters: a count of 2^24 + 1 has no float32
         assert not np.array_equal(xnor_popcount(a, w, method="float32"), expected)
+
+
+def test_xnor_method_choice():
+    if hasattr(np, "bitwise_count"):
+        assert xnor_method(576) == xnor_method(FLOAT32_EXACT + 1) == "popcount"
+    else:  # numpy 1.26: float32 beats the lookup table while it is exact
+        assert xnor_method(FLOAT32_EXACT - 1) == "float32"
+        assert xnor_method(FLOAT32_EXACT) == "popcount_lut"
 
 
 def _extreme(k: int, value_a: int, value_w: int) -> tuple[np.ndarray, np.ndarray]:

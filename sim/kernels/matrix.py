@@ -38,12 +38,14 @@ def _activate(node: Node, acc: np.ndarray, thresholds: np.ndarray | None) -> np.
 
 
 def _as_bits(values: np.ndarray, bipolar: bool, what: str, node: Node) -> np.ndarray:
-    v = as_int64(values)
+    v = np.asarray(values)
+    if v.dtype.kind not in "iu":
+        v = as_int64(v)
     bits = (v + 1) >> 1 if bipolar else v
     if bits.size and (bits.min() < 0 or bits.max() > 1):
         enc = "-1/+1" if bipolar else "0/1"
         raise SimError(f"{node.label()}: {what} must hold {enc} values for an XNOR product")
-    return bits.astype(np.uint8)
+    return bits.astype(np.uint8, copy=False)
 
 
 @register("MVAU", reshape=True)
