@@ -101,6 +101,13 @@ def main() -> None:
 
     sim_total = best_of(timed_run, args.repeat)
     finn_total = best_of(lambda: execute_onnx(model, feed), max(1, args.repeat // 2))
+    from qonnx.custom_op.registry import getCustomOp
+
+    context = dict(finn_out)
+    finn_nodes = {
+        n.name: best_of(lambda n=n: getCustomOp(n).execute_node(context, model.graph), max(1, args.repeat // 2))
+        for n in model.graph.node
+    }
     windows = sim_out["windows"].reshape(-1, K * K * C_IN).astype(np.uint8)
     weights = bundle.initializers["weights"].astype(np.uint8)
     paths = {m: best_of(lambda m=m: xnor_popcount(windows, weights, method=m), args.repeat)
@@ -114,6 +121,7 @@ def main() -> None:
         "finn_python_exec_s": round(finn_total, 4),
         "sim_total_s": round(sim_total, 4),
         "speedup": round(finn_total / sim_total, 1),
+        "finn_per_node_s": {k: round(v, 4) for k, v in finn_nodes.items()},
         "sim_per_node_s": {k: round(min(v), 4) for k, v in node_times.items()},
         "xnor_product_paths_s": {k: round(v, 4) for k, v in paths.items()},
         "numpy": np.__version__,

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from onnx import NodeProto, helper, numpy_helper
+from onnx import NodeProto, helper
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
@@ -115,10 +115,14 @@ def inline_partitions(model: ModelWrapper) -> tuple[ModelWrapper, dict[str, str]
             return model, origin
         child_path = getCustomOp(sdp).get_nodeattr("model")
         if not child_path or not Path(child_path).exists():
-            raise BundleError(f"node {sdp.name} (StreamingDataflowPartition): model {child_path!r} not found")
+            raise BundleError(
+                f"node {sdp.name} (StreamingDataflowPartition): model {child_path!r} not found"
+            )
         child = ModelWrapper(child_path)
         if len(child.graph.input) != len(sdp.input) or len(child.graph.output) != len(sdp.output):
-            raise BundleError(f"node {sdp.name} (StreamingDataflowPartition): I/O count differs from its model")
+            raise BundleError(
+                f"node {sdp.name} (StreamingDataflowPartition): I/O count differs from its model"
+            )
         _rename_child(model, child, sdp)
         index = list(model.graph.node).index(sdp)
         model.graph.node.remove(sdp)
@@ -187,6 +191,14 @@ def _folded(node: NodeProto | None, index: int, output: bool) -> list[int] | Non
     return [int(s) for s in shape]
 
 
+def _io_entry(model: ModelWrapper, name: str, output: bool) -> dict[str, Any]:
+    """A graph input/output with the folded shape of the hardware layer at its end."""
+    node = model.find_producer(name) if output else model.find_consumer(name)
+    ports = [] if node is None else list(node.output if output else node.input)
+    folded = _folded(node, ports.index(name), output) if node is not None else None
+    return {"name": name, **_tensor_entry(model, name), "folded_shape": folded}
+
+
 def _tensor_entry(model: ModelWrapper, name: str) -> dict[str, Any]:
     shape = model.get_tensor_shape(name)
     return {
@@ -243,18 +255,10 @@ def bundle_spec(model: ModelWrapper, name: str = "model") -> tuple[dict[str, Any
             "shape": [int(s) for s in arr.shape],
             "dtype": flat.get_tensor_datatype(init_name).name,
         }
-    inputs = []
-    for t in flat.graph.input:
-        if t.name in init_names:
-            continue
-        consumer = flat.find_consumer(t.name)
-        index = list(consumer.input).index(t.name) if consumer is not None else 0
-        inputs.append({"name": t.name, **_tensor_entry(flat, t.name), "folded_shape": _folded(consumer, index, False)})
-    outputs = []
-    for t in flat.graph.output:
-        producer = flat.find_producer(t.name)
-        index = list(producer.output).index(t.name) if producer is not None else 0
-        outputs.append({"name": t.name, **_tensor_entry(flat, t.name), "folded_shape": _folded(producer, index, True)})
+    inputs = [
+        _io_entry(flat, t.name, output=False) for t in flat.graph.input if t.name not in init_names
+    ]
+    outputs = [_io_entry(flat, t.name, output=True) for t in flat.graph.output]
     spec = {
         "format": FORMAT,
         "version": VERSION,

@@ -124,6 +124,18 @@ def dtype(name: str) -> DType:
     raise DataTypeError(f"unknown data type {name!r}")
 
 
+def require_allowed(values: np.ndarray, dt: DType | str) -> None:
+    """Raise :class:`DataTypeError` naming a value ``dt`` cannot represent, if any."""
+    dt = dtype(dt) if isinstance(dt, str) else dt
+    v = np.asarray(values)
+    bad = ~dt.allowed(v)
+    if bad.any():
+        raise DataTypeError(
+            f"value {v[bad].flat[0].item()!r} is not representable as {dt.name} "
+            f"({int(bad.sum())} such values)"
+        )
+
+
 def wrap(values: np.ndarray, dt: DType | str) -> np.ndarray:
     """Reduce integer values to the bit width of ``dt`` as hardware does (two's complement).
 

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from sim.bundle import Bundle, Node, SimError, TensorInfo
-from sim.datatypes import DataTypeError, as_int64, dtype, wrap
+from sim.datatypes import DataTypeError, as_int64, dtype, require_allowed, wrap
 from sim.kernels import get_kernel
 
 
@@ -30,12 +30,10 @@ def _prepare_input(info: TensorInfo, value: np.ndarray) -> tuple[np.ndarray, int
     dt = dtype(info.dtype)
     if dt.is_float:
         return x.astype(np.float32, copy=False), batch
-    bad = ~dt.allowed(x)
-    if bad.any():
-        raise SimError(
-            f"input {info.name!r}: value {x[bad].flat[0].item()!r} is not representable as {info.dtype} "
-            f"({int(bad.sum())} such values)"
-        )
+    try:
+        require_allowed(x, dt)
+    except DataTypeError as err:
+        raise SimError(f"input {info.name!r}: {err}") from err
     if dt.kind == "fixed":
         return x.astype(np.float64), batch
     return as_int64(x).astype(dt.container), batch

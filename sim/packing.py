@@ -28,7 +28,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from sim.datatypes import DataTypeError, DType, as_int64, dtype
+from sim.datatypes import DataTypeError, DType, as_int64, dtype, require_allowed
 
 # How FINN's PYNQ driver packs inputs and unpacks outputs (driver_base.py: pack_input).
 DRIVER_PACKING = {"reverse_inner": True, "reverse_endian": True}
@@ -65,12 +65,7 @@ def encode(x: np.ndarray, dt: DType | str) -> np.ndarray:
         return x.astype(f"<f{width}").view(f"<u{width}").astype(np.uint64)
     if dt.bits > 64:
         raise DataTypeError(f"{dt.name}: sim packs at most 64 bits per element")
-    bad = ~dt.allowed(x)
-    if bad.any():
-        raise DataTypeError(
-            f"value {x[bad].flat[0].item()!r} is not representable as {dt.name} "
-            f"({int(bad.sum())} such values)"
-        )
+    require_allowed(x, dt)
     if dt.kind == "bipolar":
         v = (as_int64(x) + 1) >> 1
     elif dt.kind == "fixed":

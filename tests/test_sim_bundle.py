@@ -11,7 +11,7 @@ from qonnx.core.datatype import DataType
 import sim
 from hw_gen.bundle import BundleError, to_sim_bundle, write_bundle
 from sim.datatypes import DataTypeError, wrap
-from test_sim_kernels import _mvau_model, random_tensor, single_node_model
+from test_sim_kernels import _mvau_model, single_node_model
 
 
 @pytest.fixture

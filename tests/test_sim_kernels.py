@@ -393,29 +393,29 @@ ELEMENTWISE_OPS = ["Add", "Sub", "Mul", "AbsDiff", "Max", "And", "Or", "Xor", "E
                    "LessOrEqual", "Greater", "GreaterOrEqual", "BitwiseAnd", "BitwiseOr", "BitwiseXor"]
 
 
+@pytest.mark.parametrize("variant", range(2))
 @pytest.mark.parametrize("op", ELEMENTWISE_OPS)
-def test_elementwise_matches_finn(op, finn_build_dir, tmp_path):
-    rng = np.random.default_rng(950 + ELEMENTWISE_OPS.index(op))
-    lhs_dt, rhs_dt = ["INT4", "UINT3"], ["INT5", "BIPOLAR"]
-    pick = ELEMENTWISE_OPS.index(op) % 2
-    h, w, c = 3, 4, 6
-    lhs_shape = (1, h, w, c)
-    rhs_shape = [(1, h, w, c), (1, 1, 1, c), (c,), (1, h, 1, 1)][ELEMENTWISE_OPS.index(op) % 4]
-    const = ELEMENTWISE_OPS.index(op) % 3 == 2
-    rhs_value = random_tensor(rng, rhs_dt[pick], rhs_shape)
-    inputs = {"lhs": (lhs_shape, lhs_dt[pick])}
+def test_elementwise_matches_finn(op, variant, finn_build_dir, tmp_path):
+    index = 2 * ELEMENTWISE_OPS.index(op) + variant
+    rng = np.random.default_rng(950 + index)
+    lhs_dt, rhs_dt = [("INT4", "INT5"), ("UINT3", "BIPOLAR"), ("UINT8", "UINT2")][index % 3]
+    lhs_shape = (1, 3, 4, 6)
+    rhs_shape = [(1, 3, 4, 6), (1, 1, 1, 6), (6,), (1, 3, 1, 1)][index % 4]
+    const = index % 3 == 2
+    rhs_value = random_tensor(rng, rhs_dt, rhs_shape)
+    inputs = {"lhs": (lhs_shape, lhs_dt)}
     inits = None
     if const:
-        inits = {"rhs": (rhs_value, rhs_dt[pick])}
+        inits = {"rhs": (rhs_value, rhs_dt)}
     else:
-        inputs["rhs"] = (rhs_shape, rhs_dt[pick])
+        inputs["rhs"] = (rhs_shape, rhs_dt)
     model = single_node_model(
         f"Elementwise{op}", inputs, {"outp": (lhs_shape, "INT32")}, inits,
-        lhs_dtype=lhs_dt[pick], rhs_dtype=rhs_dt[pick], out_dtype="INT32",
+        lhs_dtype=lhs_dt, rhs_dtype=rhs_dt, out_dtype="INT32",
         lhs_shape=list(lhs_shape), rhs_shape=list(rhs_shape), out_shape=list(lhs_shape),
         lhs_style="input", rhs_style="const" if const else "input",
     )
-    feed = {"lhs": random_tensor(rng, lhs_dt[pick], lhs_shape)}
+    feed = {"lhs": random_tensor(rng, lhs_dt, lhs_shape)}
     if not const:
         feed["rhs"] = rhs_value
     assert_same(model, feed, tmp_path)

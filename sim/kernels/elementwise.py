@@ -40,7 +40,9 @@ def _operand(x: np.ndarray, dtype_name: str) -> np.ndarray:
     return as_int64(x) if dtype(dtype_name).is_integer else np.asarray(x, dtype=np.float32)
 
 
-def _make(op: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Callable[[Node, list[np.ndarray]], np.ndarray]:
+def _make(
+    op: Callable[[np.ndarray, np.ndarray], np.ndarray],
+) -> Callable[[Node, list[np.ndarray]], np.ndarray]:
     def kernel(node: Node, inputs: list[np.ndarray]) -> np.ndarray:
         lhs = _operand(inputs[0], node.attr("lhs_dtype"))
         rhs = _operand(inputs[1], node.attr("rhs_dtype"))
