@@ -78,9 +78,7 @@ def _hw_base_attrs(inst: Any) -> set[str]:
 def _node_attrs(node: NodeProto, hw: bool) -> dict[str, Any]:
     """Attributes under their ONNX/FINN names, custom ops' defaults filled in."""
     if not node.domain or node.domain == "ai.onnx":
-        return {
-            a.name: _jsonable(helper.get_attribute_value(a)) for a in node.attribute
-        }
+        return {a.name: _jsonable(helper.get_attribute_value(a)) for a in node.attribute}
     inst = getCustomOp(node)
     keys = set(inst.get_nodeattr_types())
     if hw:
@@ -90,7 +88,9 @@ def _node_attrs(node: NodeProto, hw: bool) -> dict[str, Any]:
         try:
             value = inst.get_nodeattr(key)
         except Exception as err:  # qonnx raises bare Exceptions for unset required attrs
-            raise BundleError(f"node {node.name} ({node.op_type}): attribute {key!r}: {err}") from err
+            raise BundleError(
+                f"node {node.name} ({node.op_type}): attribute {key!r}: {err}"
+            ) from err
         attrs[key] = _jsonable(value)
     return attrs
 
@@ -207,19 +207,22 @@ def _tensor_entry(model: ModelWrapper, name: str) -> dict[str, Any]:
     }
 
 
-def bundle_spec(model: ModelWrapper, name: str = "model") -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def bundle_spec(
+    model: ModelWrapper, name: str = "model"
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The bundle's JSON document (without ``npz``/``npz_sha256``) and its arrays by npz key."""
     flat, origin = inline_partitions(model)
     nodes = _topological(flat)
     init_names = {i.name for i in flat.graph.initializer}
     node_specs = []
     used: set[str] = set()
-    for node in nodes:
+    for index, node in enumerate(nodes):
         hw = _is_hw(node)
         op = normalise_op_type(node.op_type)
+        label = node.name or f"#{index} (unnamed)"
         if get_kernel(op, hw) is None:
             kind = "hardware layer" if hw else "op type"
-            raise BundleError(f"node {node.name}: {kind} {node.op_type} is not supported by sim")
+            raise BundleError(f"node {label}: {kind} {node.op_type} is not supported by sim")
         derived: dict[str, Any] = {}
         if op == "VVAU":
             producer = flat.find_producer(node.input[0])
@@ -228,7 +231,7 @@ def bundle_spec(model: ModelWrapper, name: str = "model") -> tuple[dict[str, Any
             )
         node_specs.append(
             {
-                "name": node.name,
+                "name": node.name or label,
                 "op_type": op,
                 "impl_op_type": node.op_type,
                 "domain": node.domain,
