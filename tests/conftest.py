@@ -1,13 +1,16 @@
-import os
+"""Shared fixtures."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("SANITIZE_QUANT_TENSORS", "0")
-
 
 @pytest.fixture(scope="session", autouse=True)
-def finn_build_dir(tmp_path_factory):
-    """FINN's settings, initialised once per test session with a build folder of its own."""
+def finn_build_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """FINN initialised through the project's adapter, once per session, with a build folder
+    of its own."""
     from hw_gen.finn_adapter import init_finn
 
-    return init_finn(tmp_path_factory.mktemp("finn_build"))
+    return init_finn(tmp_path_factory.mktemp("finn"))
