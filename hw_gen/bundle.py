@@ -104,6 +104,19 @@ def _out_dtypes(model: ModelWrapper, node: NodeProto, hw: bool) -> list[str]:
     return names
 
 
+def sim_node(node: NodeProto) -> sim.Node:
+    """One FINN hardware node as sim's kernels see it (no shape declarations)."""
+    hw = _is_hw(node)
+    inst = getCustomOp(node)
+    return sim.Node(
+        name=node.name, op_type=normalise_op_type(node.op_type), impl_op_type=node.op_type,
+        domain=node.domain, hw=hw, inputs=list(node.input), outputs=list(node.output),
+        attrs=_node_attrs(node, hw),
+        out_dtypes=[inst.get_output_datatype(i).name for i in range(len(node.output))],
+        in_shapes=[None] * len(node.input), out_shapes=[None] * len(node.output),
+    )
+
+
 def inline_partitions(model: ModelWrapper) -> tuple[ModelWrapper, dict[str, str]]:
     """A copy of ``model`` with every StreamingDataflowPartition replaced by its child
     model's nodes (recursively); also returns node name -> partition node name."""

@@ -82,7 +82,7 @@ def run(
                 args.append(bundle.initializers[name])
             elif name:
                 raise SimError(f"{node.label()}: input tensor {name!r} is not available")
-        context.update(_run_node(node, args, batch))
+        context.update(run_node(node, args, batch))
         if on_node is not None:
             on_node(node)
 
@@ -91,7 +91,8 @@ def run(
     return {t.name: context[t.name] for t in bundle.outputs}
 
 
-def _run_node(node: Node, args: list[np.ndarray], batch: int) -> dict[str, np.ndarray]:
+def run_node(node: Node, args: list[np.ndarray], batch: int) -> dict[str, np.ndarray]:
+    """Run one node's kernel on ``args`` and wrap hardware outputs to their declared types."""
     spec = get_kernel(node.op_type, node.hw)
     if spec is None:
         kind = "hardware layer" if node.hw else "op"

@@ -40,16 +40,9 @@ SYNTH_INCLUDE_DIR = "include"
 class HwgenLayer(HWCustomOp):
     """Base of our layers' FINN op (before specialization)."""
 
-    #: the op type of this layer's kernel in ``sim/``
-    sim_op: ClassVar[str]
-
     @abstractmethod
     def folding_options(self) -> dict[str, list[int]]:
         """Folding attribute -> legal values, from least to most parallel."""
-
-    @abstractmethod
-    def sim_attributes(self) -> dict[str, Any]:
-        """The attributes the sim kernel takes (the same ones the bundle records)."""
 
     def get_input_datatype(self, ind: int = 0) -> DataType:
         return DataType[self.get_nodeattr("inputDataType")]
@@ -77,13 +70,15 @@ class HwgenLayer(HWCustomOp):
         return int(np.prod(self.get_folded_output_shape()[:-1]))
 
     def execute_node(self, context, graph) -> None:
-        from sim.kernels import run_kernel
+        """FINN's Python execution of our layer is its sim kernel (the layer's definition)."""
+        from hw_gen.bundle import sim_node
+        from sim.graph import run_node
 
         node = self.onnx_node
-        x = np.asarray(context[node.input[0]])
-        attrs = self.sim_attributes()
-        y = run_kernel(self.sim_op, [x], attrs, node_name=node.name)[0]
-        context[node.output[0]] = y.astype(np.float32).reshape(context[node.output[0]].shape)
+        args = [np.asarray(context[t]) for t in node.input]
+        out = run_node(sim_node(node), args, batch=args[0].shape[0])
+        for name in node.output:
+            context[name] = out[name].astype(np.float32).reshape(context[name].shape)
 
     def verify_node(self) -> list[str]:
         return [f"{self.onnx_node.name}: attributes checked by the layer's own validation"]

@@ -37,8 +37,6 @@ def upsample_output_datatype(idt: DataType, factor: int, mode: str) -> DataType:
 class FoldedUpsample(HwgenLayer):
     """Upsampling by ``Factor`` (2^k for bilinear) over NHWC streams, PE channels per word."""
 
-    sim_op = "FoldedUpsample"
-
     def get_nodeattr_types(self):
         attrs = {
             "NumChannels": ("i", True, 0),
@@ -95,9 +93,6 @@ class FoldedUpsample(HwgenLayer):
 
     def folding_options(self) -> dict[str, list[int]]:
         return {"PE": divisors(self.get_nodeattr("NumChannels"))}
-
-    def sim_attributes(self) -> dict[str, Any]:
-        return {"factor": self.get_nodeattr("Factor"), "mode": self.get_nodeattr("Mode")}
 
     def line_buffer_bits(self) -> int:
         _, wi, _, _, c = self._dims()

@@ -14,6 +14,9 @@ from typing import NamedTuple
 
 import numpy as np
 
+from sim.bundle import Node
+from sim.kernels import register
+
 
 class AxisTaps(NamedTuple):
     """Per output index: the two source indices and their integer weights (sum ``2F``)."""
@@ -68,3 +71,8 @@ def upsample(x: np.ndarray, factor: int, mode: str) -> np.ndarray:
 def bilinear_gain(factor: int) -> int:
     """What the bilinear sum is multiplied by against the normalized interpolation."""
     return (2 * factor) ** 2
+
+
+@register("FoldedUpsample")
+def folded_upsample(node: Node, inputs: list[np.ndarray]) -> np.ndarray:
+    return upsample(inputs[0], int(node.attr("Factor")), str(node.attr("Mode")))
