@@ -50,15 +50,28 @@ class HwgenLayer(HWCustomOp):
     def get_output_datatype(self, ind: int = 0) -> DataType:
         return DataType[self.get_nodeattr("outputDataType")]
 
+    @abstractmethod
+    def derive_output_datatype(self) -> DataType:
+        """The output type for the current input type and attributes."""
+
+    @abstractmethod
+    def value_range(self) -> tuple[int, int]:
+        """The least and greatest output value for the declared input type."""
+
+    def datatype_problems(self) -> list[str]:
+        """What the static type check reports for this layer (nothing when types hold)."""
+        lo, hi = self.value_range()
+        odt = self.get_output_datatype()
+        if lo < odt.min() or hi > odt.max():
+            return [f"output range [{lo}, {hi}] does not fit {odt.name}"]
+        return []
+
     def infer_node_datatype(self, model) -> None:
         node = self.onnx_node
-        idt = model.get_tensor_datatype(node.input[0])
-        if idt != self.get_input_datatype():
-            raise HwGenError(
-                f"{node.name}: input is {idt.name} but the layer was built for "
-                f"{self.get_input_datatype().name}"
-            )
-        model.set_tensor_datatype(node.output[0], self.get_output_datatype())
+        self.set_nodeattr("inputDataType", model.get_tensor_datatype(node.input[0]).name)
+        odt = self.derive_output_datatype()
+        self.set_nodeattr("outputDataType", odt.name)
+        model.set_tensor_datatype(node.output[0], odt)
 
     def get_instream_width(self, ind: int = 0) -> int:
         return self.get_input_datatype().bitwidth() * self.get_folded_input_shape()[-1]

@@ -30,8 +30,15 @@ def upsample_output_datatype(idt: DataType, factor: int, mode: str) -> DataType:
     if mode == "nearest":
         return idt
     gain = bilinear_gain(factor)
-    lo, hi = gain * idt.min(), gain * idt.max()
-    return DataType.get_smallest_possible(lo) if lo < 0 else DataType.get_smallest_possible(hi)
+    return smallest_int_type(gain * idt.min(), gain * idt.max())
+
+
+def smallest_int_type(lo: int, hi: int) -> DataType:
+    """The narrowest INTn/UINTn holding every integer in [lo, hi]."""
+    if lo >= 0:
+        return DataType[f"UINT{max(1, int(hi).bit_length())}"]
+    bits = max(int(-lo - 1).bit_length(), int(hi).bit_length()) + 1
+    return DataType[f"INT{bits}"]
 
 
 class FoldedUpsample(HwgenLayer):
@@ -90,6 +97,17 @@ class FoldedUpsample(HwgenLayer):
         # rows are read, then the output rows they complete are written (no overlap)
         fin, fout = self.get_folded_input_shape(), self.get_folded_output_shape()
         return int(np.prod(fin[:-1]) + np.prod(fout[:-1]))
+
+    def derive_output_datatype(self) -> DataType:
+        return upsample_output_datatype(
+            self.get_input_datatype(), self.get_nodeattr("Factor"), self.get_nodeattr("Mode"))
+
+    def value_range(self) -> tuple[int, int]:
+        idt = self.get_input_datatype()
+        if self.get_nodeattr("Mode") == "nearest":
+            return int(idt.min()), int(idt.max())
+        gain = bilinear_gain(self.get_nodeattr("Factor"))
+        return int(gain * idt.min()), int(gain * idt.max())
 
     def folding_options(self) -> dict[str, list[int]]:
         return {"PE": divisors(self.get_nodeattr("NumChannels"))}

@@ -29,7 +29,7 @@ from qonnx.util.cleanup import cleanup_model
 
 from hw_gen.errors import HwGenError, UnmappedNodesError
 from hw_gen.folding import apply_folding, is_hw
-from hw_gen.lowering import interface, padding, rounding, software_ops
+from hw_gen.lowering import interface, padding, resize, rounding, software_ops
 from hw_gen.lowering.xnor import ConvertBipolarToXnor
 from hw_gen.lowering.widths import check_datatypes, minimize_widths
 
@@ -74,6 +74,11 @@ def tidy(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
               GiveReadableTensorNames(), InferDataTypes(), RemoveStaticGraphInputs()):
         model = model.transform(t)
     return model
+
+
+def upsampling(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
+    model = model.transform(resize.MoveAffinePastBilinearResize())
+    return model.transform(resize.LowerBilinearResize())
 
 
 def binary_padding(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
