@@ -78,10 +78,65 @@ def _run_lower(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_build(sub: argparse._SubParsersAction) -> None:
+    from hw_gen.boards import DEFAULT_BOARD
+    from hw_gen.build import BUILD_STEPS
+
+    p = sub.add_parser(
+        "build",
+        help="lower, verify and generate the accelerator's sources",
+        description="Lower the model (as `hw-gen lower`), run the lowered graph in sim, "
+        "C-simulate our own layers' generated HLS with g++ against their sim kernels, run "
+        "FINN's code generation into OUT/ip/, and the vendor steps where the tools are on PATH. "
+        "OUT/verification.json records every step as pass, fail or skipped; a pass names the "
+        "two implementations compared and how many integers were compared.",
+    )
+    p.add_argument("model", type=Path, help="QONNX model (.onnx) exported from Brevitas")
+    p.add_argument("-o", "--out", type=Path, required=True, help="output folder")
+    p.add_argument("--board", default=DEFAULT_BOARD, help="board name from FINN's part map")
+    p.add_argument("--input", type=Path, default=None,
+                   help="input (.npy, the float NCHW tensor the torch model takes) to run the "
+                   "checks on; default: a seeded random input")
+    p.add_argument("--outputs", choices=("labels", "logits", "both"), default="both")
+    p.add_argument("--clock-ns", type=float, default=10.0, help="target clock period (ns)")
+    p.add_argument("--target-fps", type=float, default=None, help="fold for this frame rate")
+    p.add_argument("--folding-config", type=Path, default=None, help="FINN folding-config JSON")
+    p.add_argument("--stop-after", choices=BUILD_STEPS, default=None, help="stop after this step")
+    p.add_argument("--resume", action="store_true",
+                   help="reuse the lowering steps saved in OUT/steps")
+    p.set_defaults(func=_run_build)
+
+
+def _run_build(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from hw_gen.build import BUILD_STEPS, build
+    from hw_gen.finn_adapter import init_finn
+
+    init_finn(args.out / "finn_build")
+    if not args.model.exists():
+        raise HwGenError(f"model file not found: {args.model}")
+    with tqdm(total=len(BUILD_STEPS), desc="build", unit="step", leave=False) as bar:
+        def progress(name: str) -> None:
+            bar.set_postfix_str(name)
+            bar.update(1)
+
+        result = build(
+            args.model, args.out, board=args.board, clk_ns=args.clock_ns,
+            target_fps=args.target_fps, folding_config=args.folding_config,
+            outputs=args.outputs, input_npy=args.input, stop_after=args.stop_after,
+            resume=args.resume, progress=progress,
+        )
+    print(result.summary())
+    print(f"wrote {args.out / 'verification.json'}")
+    return 0 if result.passed else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hw-gen", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_lower(sub)
+    _add_build(sub)
     return parser
 
 

@@ -161,3 +161,21 @@ class TieNet(nn.Module):
         x = self.a1(self.b1(self.c1(x)))
         x = self.a2(self.b2(self.c2(x)))
         return self.cls(x)
+
+
+class BilinearNet(nn.Module):
+    """A stride-2 binary conv, bilinear x2 upsampling, a sign and a padded binary conv."""
+
+    def __init__(self, channels: int = 4, classes: int = 3) -> None:
+        super().__init__()
+        self.inp = qnn.QuantIdentity(act_quant=Uint8ActPerTensorFloat)
+        self.down = binary_block(3, channels, stride=2)
+        self.sign = qnn.QuantIdentity(act_quant=SignedBinaryActPerTensorConst)
+        self.conv = binary_block(channels, channels)
+        self.cls = qnn.QuantConv2d(channels, classes, 1, bias=False,
+                                   weight_quant=SignedBinaryWeightPerTensorConst)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.down(self.inp(x))
+        x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+        return self.cls(self.conv(self.sign(x)))
