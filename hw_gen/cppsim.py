@@ -13,6 +13,18 @@ file ``<name>.bin`` in the run folder, raw little-endian int64, one value per el
 stream order (C order of the NHWC tensor, channels innermost). The testbench packs PE
 consecutive elements into one ``ap_uint<PE*W>`` word (element k at bits [k*W, (k+1)*W),
 two's complement when signed) and unpacks outputs back to int64 with sign extension.
+
+Use (a layer test)::
+
+    sources = {"layer.cpp": rendered_layer, "tb.cpp": rendered_testbench}
+    x_port, y_port = Port("in", bits=4, signed=True, pe=8), Port("out", bits=9, signed=True, pe=4)
+    result = simulate(sources, tmp_path, {x_port: x_nhwc}, {y_port: sim_kernel(x_nhwc)})
+    assert result.passed, result.summary()
+
+where ``tb.cpp`` builds ``hls::stream<ap_uint<32> > in("in", words)`` (a capacity that holds the
+whole input), fills it with ``tb_io::file_to_stream<4, 8, true>("in.bin", in)``, calls the
+top function and drains the output with ``tb_io::stream_to_file<9, 4, true>(out, words,
+"out.bin")``.
 """
 
 from __future__ import annotations
@@ -148,7 +160,9 @@ def _check_source_names(sources: Mapping[str, str]) -> None:
 
 def _first_errors(stderr: str) -> str:
     lines = stderr.splitlines()
-    first = next((i for i, line in enumerate(lines) if "error" in line), 0)
+    first = next(
+        (i for i, line in enumerate(lines) if "error" in line or "undefined reference" in line), 0
+    )
     return "\n".join(lines[first : first + _ERROR_LINES])
 
 

@@ -334,6 +334,8 @@ def test_compile_error_is_clear(work: Path) -> None:
     assert "broken.cpp:3:10: error: 'undefined_helper' was not declared" in message.replace(
         "\u2018", "'").replace("\u2019", "'")
     assert len(message.splitlines()) <= 14
+    with pytest.raises(CompileError, match=r"(?s)could not link main.cpp.o .*undefined reference"):
+        cppsim.compile_sources({"main.cpp": "int f();\nint main() { return f(); }\n"}, work)
 
 
 @needs_gxx

@@ -111,8 +111,7 @@ void api_split(stream_t& in, hls::stream<pair_t>& mid, unsigned n) {
     p.value = v;
     p.tag = -1;
     if (i % 3 == 0) {
-      while (!mid.write_nb(p)) {
-      }
+      if (!mid.write_nb(p)) mid.write(p);
     } else {
       mid << p;
     }
@@ -120,13 +119,11 @@ void api_split(stream_t& in, hls::stream<pair_t>& mid, unsigned n) {
 }
 
 void api_merge(hls::stream<pair_t>& mid, stream_t& out, unsigned n) {
-  unsigned i = 0;
-  while (i < n) {
+  for (unsigned i = 0; i < n; ++i) {
     pair_t p;
-    if (mid.empty() || !mid.read_nb(p)) continue;  // polls: never blocks
+    if (mid.empty() || !mid.read_nb(p)) p = mid.read();
     if (p.tag != -1) hls_sim::fatal("struct element corrupted");
     out.write(p.value);
-    ++i;
   }
 }
 
