@@ -219,7 +219,7 @@ def _csim_ours(out, state):
         if isinstance(inst, HwgenHLSBackend):
             inputs = [np.asarray(tensors[t]).astype(np.int64) for t in node.input]
             expected = [np.asarray(tensors[t]).astype(np.int64) for t in node.output]
-            cases.append(LayerCase(inst, inputs, expected))
+            cases.append(LayerCase(inst, inputs, expected, model))
     if not cases:
         return StepResult("csim_ours", "skipped", "the graph has none of our layers")
     try:
