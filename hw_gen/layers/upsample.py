@@ -42,6 +42,14 @@ def smallest_int_type(lo: int, hi: int) -> DataType:
     return DataType[f"INT{bits}"]
 
 
+def upsample_luts(pe: int, mode: str, in_bits: int, out_bits: int) -> int:
+    """LUTs of the upsampling datapath (also a stage of other layers)."""
+    if mode == "nearest":
+        return 40 + pe * in_bits
+    # per element: 4 constant-weight products and 3 additions at the output width
+    return 120 + pe * 7 * out_bits
+
+
 class FoldedUpsample(HwgenLayer):
     """Upsampling by ``Factor`` (2^k for bilinear) over NHWC streams, PE channels per word."""
 
@@ -122,12 +130,9 @@ class FoldedUpsample(HwgenLayer):
         return math.ceil(bits / BRAM_18K_BITS) if bits > 2048 else 0
 
     def lut_estimation(self, fpgapart: str | None = None) -> int:
-        pe = self.get_nodeattr("PE")
-        if self.get_nodeattr("Mode") == "nearest":
-            return 40 + pe * self.get_input_datatype().bitwidth()
-        ow = self.get_output_datatype().bitwidth()
-        # per element: 4 constant-weight products and 3 additions at the output width
-        return 120 + pe * 7 * ow
+        return upsample_luts(self.get_nodeattr("PE"), self.get_nodeattr("Mode"),
+                             self.get_input_datatype().bitwidth(),
+                             self.get_output_datatype().bitwidth())
 
     def dsp_estimation(self, fpgapart: str | None = None) -> int:
         return 0
