@@ -14,6 +14,7 @@ import numpy as np
 from onnx import TensorProto, helper
 from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.transformation.base import Transformation
 from qonnx.transformation.fold_constants import FoldConstants
 from qonnx.transformation.general import (
     GiveReadableTensorNames,
@@ -30,6 +31,7 @@ from qonnx.util.cleanup import cleanup_model
 from hw_gen.errors import HwGenError, UnmappedNodesError
 from hw_gen.folding import apply_folding, is_hw
 from hw_gen.lowering import interface, padding, resize, rounding, software_ops
+from hw_gen.lowering.graph import attr, set_attr
 from hw_gen.lowering.xnor import ConvertBipolarToXnor
 from hw_gen.lowering.widths import check_datatypes, minimize_widths
 
@@ -198,6 +200,7 @@ def to_hw(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
         bmva.InferBinaryMatrixVectorActivation(),
         qmva.InferQuantizedMatrixVectorActivation(),
         label_select.InferLabelSelectLayer(),
+        BipolarSignsForThresholding(),
         thresholding.InferThresholdingLayer(),
         fm_padding.InferFMPadding(),
         pool.InferPool(),
@@ -215,6 +218,23 @@ def to_hw(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
         model = model.transform(t)
     _check_mapped(model)
     return model
+
+
+class BipolarSignsForThresholding(Transformation):
+    """A sign left standing alone (after a layer that cannot absorb it, feeding one that does
+    not take XNOR input) is a MultiThreshold ``2 * count - 1`` (out_scale 2, out_bias -1),
+    which FINN's Thresholding computes for a BIPOLAR output with ActVal 0, but its conversion
+    accepts only out_scale 1. Applied right before that conversion, which turns every such
+    MultiThreshold (integer input) into a Thresholding layer."""
+
+    def apply(self, model: ModelWrapper):
+        for node in model.graph.node:
+            if (node.op_type == "MultiThreshold" and attr(node, "out_dtype") == "BIPOLAR"
+                    and attr(node, "out_scale", 1.0) == 2.0 and attr(node, "out_bias", 0.0) == -1.0
+                    and model.get_tensor_datatype(node.input[0]).is_integer()):
+                set_attr(node, "out_scale", 1.0)
+                set_attr(node, "out_bias", 0.0)
+        return model, False
 
 
 def widths(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
