@@ -30,7 +30,7 @@ from qonnx.util.cleanup import cleanup_model
 
 from hw_gen.errors import HwGenError, UnmappedNodesError
 from hw_gen.folding import apply_folding, is_hw
-from hw_gen.lowering import interface, padding, resize, rounding, software_ops
+from hw_gen.lowering import interface, mbu, padding, resize, rounding, software_ops
 from hw_gen.lowering.graph import attr, set_attr
 from hw_gen.lowering.xnor import ConvertBipolarToXnor
 from hw_gen.lowering.widths import check_datatypes, minimize_widths
@@ -75,6 +75,13 @@ def tidy(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
     for t in (InferShapes(), FoldConstants(), GiveUniqueNodeNamesRecursive(),
               GiveReadableTensorNames(), InferDataTypes(), RemoveStaticGraphInputs()):
         model = model.transform(t)
+    return model
+
+
+def multi_branch_upsampling(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
+    lowering = mbu.LowerMultiBranchUpsample()
+    model = model.transform(lowering)
+    ctx.facts["multi_branch_upsampling"] = lowering.lowered
     return model
 
 

@@ -27,6 +27,8 @@ from sim.kernels.upsample import upsample
 
 FACTOR = 2
 TAPS = 9
+# The widest fixed-point gate (unsigned bits) the torch block and the lowering accept.
+MAX_GATE_BITS = 16
 
 
 def check_dilations(dilations: list[int], h: int, w: int) -> None:
