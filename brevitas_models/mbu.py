@@ -50,6 +50,13 @@ MAX_FRAC_BITS = 16
 FLOAT32_EXACT = 1 << 24
 
 
+def upsample2(x: Tensor, mode: str) -> Tensor:
+    """Torch's x2 upsampling as exported (Resize): bilinear ``align_corners=False`` or nearest."""
+    if mode == "bilinear":
+        return F.interpolate(x, scale_factor=FACTOR, mode="bilinear", align_corners=False)
+    return F.interpolate(x, scale_factor=FACTOR, mode="nearest")
+
+
 class BinaryWeightUnit(SignedBinaryClampedConst, WeightQuantSolver):
     """Binary weights ``sign(w)`` (``sign(0) = +1``) with the constant scale 1, clamped out of
     place (``TensorClampSte``), straight-through: the branch's conv output is ``s`` times an
@@ -191,9 +198,7 @@ class MultiBranchUpsample(nn.Module):
             if self.gated:
                 y = y * gates[k].reshape(1, -1, 1, 1).to(y.dtype)
             total = y if total is None else total + y
-        if self.mode == "bilinear":
-            return F.interpolate(total, scale_factor=FACTOR, mode="bilinear", align_corners=False)
-        return F.interpolate(total, scale_factor=FACTOR, mode="nearest")
+        return upsample2(total, self.mode)
 
     # -- what the hardware layer takes -------------------------------------------------------
 
@@ -211,3 +216,34 @@ class MultiBranchUpsample(nn.Module):
     def extra_repr(self) -> str:
         return (f"{self.in_ch}, {self.out_ch}, dilations={self.dilations}, gated={self.gated}, "
                 f"mode={self.mode}, frac_bits={self.frac_bits}, gate_bits={self.gate_bits}")
+
+
+class FloatMultiBranchUpsample(nn.Module):
+    """The block's full-precision twin (for ``demo_fp`` and op counting): K float dilated 3x3
+    convs (zero padding, no bias), float gates ``sigmoid(g) * beta`` (or a plain sum), x2
+    upsampling, batch norm, ReLU."""
+
+    def __init__(self, in_ch: int, out_ch: int, *, dilations: tuple[int, ...] = (1, 2, 3, 4),
+                 gated: bool = True, mode: str = "bilinear"):
+        super().__init__()
+        if mode not in MODES:
+            raise ModelError(f"FloatMultiBranchUpsample: mode must be one of {MODES}, got {mode!r}")
+        self.dilations, self.gated, self.mode = tuple(dilations), gated, mode
+        self.convs = nn.ModuleList(
+            nn.Conv2d(in_ch, out_ch, 3, padding=d, dilation=d, bias=False) for d in self.dilations
+        )
+        if gated:
+            self.gate_logit = nn.Parameter(torch.zeros(len(self.dilations), out_ch))
+            self.log_beta = nn.Parameter(torch.zeros(len(self.dilations), out_ch))
+        self.bn = nn.BatchNorm2d(out_ch)
+        self.act = nn.ReLU()
+
+    def forward(self, x: Tensor) -> Tensor:
+        total = 0
+        for k, conv in enumerate(self.convs):
+            y = conv(x)
+            if self.gated:
+                gate = torch.sigmoid(self.gate_logit[k]) * torch.exp(self.log_beta[k])
+                y = y * gate[None, :, None, None]
+            total = total + y
+        return self.act(self.bn(upsample2(total, self.mode)))

@@ -318,3 +318,16 @@ def test_cycles_and_resources_follow_the_formulas():
     assert inst.lut_estimation() > 0 and inst.bram_estimation() >= 0
     header = inst.render_sources(model)["mbu.hpp"]
     assert "ROWS = 6" in header and "static const int DIL[K] = { 1, 2, 3 }" in header
+
+
+def test_float_twin_mirrors_the_block():
+    from brevitas_models.mbu import FloatMultiBranchUpsample
+
+    act = BinaryAct()
+    for kwargs in ({}, {"dilations": (2,), "gated": False, "mode": "nearest"}):
+        binary = TorchMBU(4, 6, act, **kwargs)
+        twin = FloatMultiBranchUpsample(4, 6, **kwargs)
+        x = torch.randn(2, 4, 5, 7)
+        assert twin(x).shape == binary(act(x)).shape == (2, 6, 10, 14)
+        assert [c.dilation for c in twin.convs] == [c.dilation for c in binary.convs]
+        assert hasattr(twin, "gate_logit") == hasattr(binary, "gate_logit")
