@@ -63,6 +63,23 @@ class BinaryAct(nn.Module):
         return self.quant(x)
 
 
+class _TracedPad(torch.autograd.Function):
+    """Constant padding that exports as one ONNX ``Pad`` node with constant inputs (torch's
+    own export of ``F.pad`` computes the pads through six nodes, slow to fold away)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, amount: int, value: float) -> Tensor:
+        return F.pad(x, (amount,) * 4, mode="constant", value=value)
+
+    @staticmethod
+    def symbolic(g, x, amount: int, value: float):
+        pads = torch.tensor([0, 0, amount, amount, 0, 0, amount, amount], dtype=torch.int64)
+        constant = torch.tensor(value, dtype=torch.float32)
+        return g.op(
+            "Pad", x, g.op("Constant", value_t=pads), g.op("Constant", value_t=constant), mode_s="constant"
+        )
+
+
 class MinusOnePad(nn.Module):
     """Pads a binary tensor (values ``+-s``) on all four sides with ``-s``, the integer -1.
 
@@ -79,6 +96,8 @@ class MinusOnePad(nn.Module):
             return x
         with torch.no_grad():
             value = -float(self._source[0].scale().item())
+        if torch.jit.is_tracing():
+            return _TracedPad.apply(x, self.amount, value)
         return F.pad(x, (self.amount,) * 4, mode="constant", value=value)
 
     def extra_repr(self) -> str:
