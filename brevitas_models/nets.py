@@ -8,6 +8,8 @@
                     zero padding, float input and classifier.
 ``pixel_baseline``  a per-pixel classifier (1x1 convs only): it cannot see context.
 
+``register(name, factory, default_width)`` adds a network.
+
 Every network takes float input N x 3 x H x W in [0, 1] (pixel / 255), returns logits
 N x num_classes x H x W, and carries ``name``, ``width``, ``num_classes`` and ``input_size``
 (the H, W it is meant for; any size divisible by 8 works for the encoder-decoders).
@@ -120,11 +122,21 @@ class PixelBaseline(nn.Module):
         return self.body(x)
 
 
-NETWORKS: dict[str, Callable[[int, int], nn.Module]] = {
+Factory = Callable[[int, int], nn.Module]  # (width, num_classes) -> network
+
+NETWORKS: dict[str, Factory] = {
     "demo": lambda width, num_classes: EncoderDecoder(width, num_classes, binary=True),
     "demo_fp": lambda width, num_classes: EncoderDecoder(width, num_classes, binary=False),
     "pixel_baseline": PixelBaseline,
 }
+
+
+def register(name: str, factory: Factory, default_width: int) -> None:
+    """Add a network to the registry (``factory(width, num_classes)`` builds it)."""
+    if name in NETWORKS:
+        raise ModelError(f"network {name!r} is already registered")
+    NETWORKS[name] = factory
+    DEFAULT_WIDTHS[name] = default_width
 
 
 def build(

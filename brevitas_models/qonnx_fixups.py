@@ -25,7 +25,6 @@ from qonnx.transformation.general import (
     GiveReadableTensorNames,
     GiveUniqueNodeNames,
     RemoveUnusedTensors,
-    SortGraph,
 )
 from qonnx.transformation.infer_shapes import InferShapes
 from qonnx.util.basic import get_by_name
@@ -85,13 +84,24 @@ def _unfork_scalar_muls(model: ModelWrapper) -> bool:
     return changed
 
 
-def _swap(mul: NodeProto, op: NodeProto) -> None:
+def _place_after(model: ModelWrapper, node: NodeProto, anchor: NodeProto) -> None:
+    """Move ``node`` to right after ``anchor`` in the node list (the list keeps the exporter's
+    order, which is torch's call order)."""
+    nodes = model.graph.node
+    moved = NodeProto()
+    moved.CopyFrom(node)
+    nodes.remove(node)
+    nodes.insert(list(nodes).index(anchor) + 1, moved)
+
+
+def _swap(model: ModelWrapper, mul: NodeProto, op: NodeProto) -> None:
     """``op(Mul(x))`` -> ``Mul(op(x))`` for a single-input-tensor ``op`` fed by ``mul``."""
     x, mid, out = mul.input[0], mul.output[0], op.output[0]
     op.input[0] = x
     op.output[0] = mid
     mul.input[0] = mid
     mul.output[0] = out
+    _place_after(model, mul, op)
 
 
 def _move_mul_past_invariant(model: ModelWrapper, op: NodeProto) -> bool:
@@ -117,7 +127,7 @@ def _move_mul_past_invariant(model: ModelWrapper, op: NodeProto) -> bool:
             op.input[2] = _add_initializer(model, np.asarray(new_const, np.float32).reshape(const.shape))
     else:
         return False
-    _swap(mul, op)
+    _swap(model, mul, op)
     return True
 
 
@@ -136,6 +146,7 @@ def _move_mul_past_concat(model: ModelWrapper, concat: NodeProto) -> bool:
     mid = model.make_new_valueinfo_name()
     keep.input[0] = mid
     keep.output[0], concat.output[0] = concat.output[0], mid
+    _place_after(model, keep, concat)
     return True
 
 
@@ -177,6 +188,6 @@ def finn_ready(model: ModelWrapper) -> ModelWrapper:
     vector_zero_points(model)
     for value_info in list(model.graph.value_info):
         model.graph.value_info.remove(value_info)
-    for transformation in (SortGraph(), InferShapes(), RemoveUnusedTensors(), GiveUniqueNodeNames(), GiveReadableTensorNames()):
+    for transformation in (InferShapes(), RemoveUnusedTensors(), GiveUniqueNodeNames(), GiveReadableTensorNames()):
         model = model.transform(transformation)
     return model

@@ -48,7 +48,10 @@ Rounding: Brevitas' integer quantizers round half to even (``torch.round``); e.g
 
 from __future__ import annotations
 
-from brevitas.core.function_wrapper import TensorClamp, TensorClampSte
+import torch
+from brevitas.core.bit_width import BitWidthConst
+from brevitas.core.function_wrapper import TensorClampSte
+from brevitas.core.utils import StatelessBuffer
 from brevitas.inject.enum import RestrictValueType, ScalingImplType, ScalingPerOutputType, StatsOp
 from brevitas.quant.base import (
     IntQuant,
@@ -58,6 +61,7 @@ from brevitas.quant.base import (
 )
 from brevitas.quant.scaled_int import Int8WeightPerTensorFloat, Int16Bias
 from brevitas.quant.solver import ActQuantSolver, WeightQuantSolver
+from torch import Tensor, nn
 
 # The input quantizer's scale: a float input pixel/255 quantizes to the integer pixel.
 PIXEL_LEVELS = 255
@@ -88,11 +92,49 @@ class BinaryWeightPerChannel(SignedBinaryClampedConst, WeightQuantSolver):
     scaling_min_val = 1e-10
 
 
+class _WindowedSignSte(torch.autograd.Function):
+    """``where(x >= 0, s, -s)`` with the gradients of Brevitas' ``ClampedBinaryQuant`` over a
+    ``TensorClamp`` (same numbers, in 2 forward and ~8 backward element-wise ops, not ~15):
+    ``dL/dx = s * g`` where ``|x| <= s``, else 0; ``dL/ds = sum(g * sign(x) * (1 + s [|x| > s]))``.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, scale: Tensor) -> Tensor:
+        ctx.save_for_backward(x, scale)
+        return torch.where(x >= 0, scale, -scale)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor]:
+        x, scale = ctx.saved_tensors
+        inside = x.abs() <= scale
+        grad_x = grad * inside * scale
+        signed = torch.where(x >= 0, grad, -grad)
+        # sum over outside = sum over all - sum over inside
+        total, within = signed.sum(), (signed * inside).sum()
+        grad_scale = (total + scale * (total - within)).reshape(scale.shape)
+        return grad_x, grad_scale
+
+
+class WindowedBinaryQuant(nn.Module):
+    """Tensor quantizer of ``BinaryActPerTensor``: ``s * sign(x)``, ``sign(0) = +1``, with the
+    hardtanh-window straight-through estimator of ``_WindowedSignSte``."""
+
+    def __init__(self, scaling_impl: nn.Module):
+        super().__init__()
+        self.scaling_impl = scaling_impl
+        self.bit_width = BitWidthConst(1)
+        self.zero_point = StatelessBuffer(torch.tensor(0.0))
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        scale = self.scaling_impl(x)
+        return _WindowedSignSte.apply(x, scale), scale, self.zero_point(), self.bit_width()
+
+
 class BinaryActPerTensor(SignedBinaryClampedConst, ActQuantSolver):
     """Binary activations ``s * sign(x)``, learned positive per-tensor scale ``s``."""
 
-    # Out of place; zero gradient outside [-s, s] (hardtanh STE).
-    tensor_clamp_impl = TensorClamp
+    # Zero gradient outside [-s, s] (hardtanh STE), computed out of place.
+    tensor_quant = WindowedBinaryQuant
     scaling_impl_type = ScalingImplType.PARAMETER
     restrict_scaling_type = RestrictValueType.LOG_FP
     scaling_per_output_type = ScalingPerOutputType.TENSOR

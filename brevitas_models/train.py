@@ -35,15 +35,18 @@ CHECKPOINT_FORMAT = "brevitas_models.checkpoint/1"
 class TrainConfig:
     """Everything that determines a trained model (besides network name and width)."""
 
-    epochs: int = 8
-    batch_size: int = 16
-    lr: float = 3e-3
+    epochs: int = 4
+    batch_size: int = 8
+    lr: float = 5e-3
     train_size: int = 1200
     val_size: int = 200
     image_size: int = 64
     data_seed: int = 0
     seed: int = 0
     threads: int = 2
+    # Cross-entropy class weights ~ frequency**-power (0: unweighted); mIoU weighs every class
+    # equally while background covers ~80 % of the synthetic pixels.
+    class_weight_power: float = 0.5
 
 
 def seed_everything(seed: int, threads: int) -> None:
@@ -62,16 +65,27 @@ def synthetic_splits(config: TrainConfig) -> tuple[SyntheticSegmentation, Synthe
     )
 
 
+def class_weights(labels: np.ndarray, num_classes: int, power: float) -> torch.Tensor:
+    """Per-class loss weights ``frequency**-power`` over ``labels`` (ignore index skipped),
+    scaled so that the mean weight per labelled pixel is 1; absent classes get weight 0."""
+    counts = np.bincount(labels[labels != IGNORE_INDEX].ravel(), minlength=num_classes)[:num_classes]
+    freq = counts / max(1, counts.sum())
+    weights = np.where(freq > 0, np.power(np.maximum(freq, 1e-12), -power), 0.0)
+    weights /= max(1e-12, float((weights * freq).sum()))
+    return torch.tensor(weights, dtype=torch.float32)
+
+
 def train_model(
     model: nn.Module,
     dataset: Dataset,
     config: TrainConfig,
     *,
     steps: int | None = None,
+    weights: torch.Tensor | None = None,
     progress: bool = True,
 ) -> list[float]:
-    """Train with Adam and a cosine learning-rate decay, cross entropy ignoring label 255.
-    ``steps`` caps the number of optimizer steps; returns the loss of every step."""
+    """Train with Adam and a cosine learning-rate decay, cross entropy (class ``weights``)
+    ignoring label 255. ``steps`` caps the number of optimizer steps; returns every step's loss."""
     seed_everything(config.seed, config.threads)
     generator = torch.Generator().manual_seed(config.seed)
     loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=True, generator=generator, drop_last=True)
@@ -88,7 +102,7 @@ def train_model(
     with tqdm(total=total, desc=f"train {name}", unit="step", disable=not progress) as bar:
         while len(losses) < total:
             for images, labels in loader:
-                loss = F.cross_entropy(model(images), labels, ignore_index=IGNORE_INDEX)
+                loss = F.cross_entropy(model(images), labels, weight=weights, ignore_index=IGNORE_INDEX)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -202,7 +216,8 @@ def train_or_load(
             return TrainResult(model, path, meta, trained=False)
     train_set, val_set = synthetic_splits(config)
     start = time.perf_counter()
-    losses = train_model(model, train_set, config, progress=progress)
+    weights = class_weights(train_set.labels, NUM_CLASSES, config.class_weight_power)
+    losses = train_model(model, train_set, config, weights=weights, progress=progress)
     seconds = time.perf_counter() - start
     metrics = evaluate(model, val_set, NUM_CLASSES)
     meta = {**wanted, "train_seconds": seconds, "final_loss": losses[-1], "val": metrics}

@@ -56,3 +56,16 @@ def test_demo_is_binary_between_input_and_classifier():
         model(torch.rand(1, 3, 16, 16))
     scale = model.dec1.act.scale()
     assert torch.equal(seen[0].abs(), scale.expand_as(seen[0]))
+
+
+def test_register_adds_a_network_once():
+    from brevitas_models import nets
+
+    nets.register("test_tiny", lambda width, num_classes: torch.nn.Conv2d(3, num_classes, 1), 2)
+    try:
+        model = build("test_tiny", num_classes=4)
+        assert model.width == 2 and model(torch.rand(1, 3, 5, 5)).shape == (1, 4, 5, 5)
+        with pytest.raises(ModelError, match="already registered"):
+            nets.register("test_tiny", lambda w, c: None, 2)
+    finally:
+        del nets.NETWORKS["test_tiny"], nets.DEFAULT_WIDTHS["test_tiny"]

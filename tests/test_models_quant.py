@@ -170,3 +170,37 @@ def test_shared_low_bit_quantizer_makes_an_integer_add():
     with torch.no_grad():
         first.act_quant.fused_activation_quant_proxy.tensor_quant.scaling_impl.value.fill_(0.0)
     assert torch.equal(first.act_quant.scale(), second.act_quant.scale())
+
+
+def test_binary_activation_matches_brevitas_clamped_binary_quant_gradients():
+    """The fused quantizer computes exactly what Brevitas' ClampedBinaryQuant over a
+    TensorClamp computes, forward and backward (it only saves element-wise passes)."""
+    from brevitas.core.function_wrapper import TensorClamp
+    from brevitas.quant.base import SignedBinaryClampedConst
+    from brevitas.quant.solver import ActQuantSolver
+
+    class Reference(SignedBinaryClampedConst, ActQuantSolver):
+        tensor_clamp_impl = TensorClamp
+        scaling_impl_type = BinaryActPerTensor.scaling_impl_type
+        restrict_scaling_type = BinaryActPerTensor.restrict_scaling_type
+        min_val, max_val = -1.0, 1.0
+
+    ours, reference = qnn.QuantIdentity(act_quant=BinaryActPerTensor), qnn.QuantIdentity(act_quant=Reference)
+    assert type(reference.act_quant.fused_activation_quant_proxy.tensor_quant).__name__ == "ClampedBinaryQuant"
+    for act in (ours, reference):
+        _set_act_scale(act, 0.625)
+        act.train()
+    torch.manual_seed(3)
+    x = torch.cat([torch.randn(500), torch.tensor([0.0, -0.0, 0.625, -0.625])])
+    upstream = torch.randn_like(x)
+    grads = []
+    for act in (ours, reference):
+        xi = x.clone().requires_grad_(True)
+        y = act(xi)
+        (y * upstream).sum().backward()
+        param = act.act_quant.fused_activation_quant_proxy.tensor_quant.scaling_impl.value
+        grads.append((y.detach(), xi.grad, param.grad))
+    assert torch.equal(grads[0][0], grads[1][0])
+    assert torch.equal(grads[0][1], grads[1][1])
+    torch.testing.assert_close(grads[0][2], grads[1][2], rtol=1e-5, atol=1e-6)
+    assert grads[0][2].abs() > 0

@@ -141,3 +141,15 @@ def test_train_or_load_refuses_a_corrupt_checkpoint(tmp_path):
     (tmp_path / "pixel_baseline_w4.pt").write_bytes(b"garbage")
     with pytest.raises(ModelError, match="pixel_baseline_w4.pt is not a readable torch file"):
         train_or_load("pixel_baseline", 4, tmp_path, TINY, progress=False)
+
+
+def test_class_weights_by_hand():
+    import numpy as np
+
+    from brevitas_models.train import class_weights
+
+    labels = np.array([0, 0, 0, 1, 255, 255])  # freq 3/4, 1/4, class 2 absent
+    w = class_weights(labels, 3, 1.0)
+    # 1/freq = 4/3, 4, 0; mean over labelled pixels = 3/4*4/3 + 1/4*4 = 2
+    assert w.tolist() == pytest.approx([2 / 3, 2.0, 0.0])
+    assert class_weights(labels, 3, 0.0).tolist() == pytest.approx([1.0, 1.0, 0.0])
