@@ -117,12 +117,13 @@ class ConvertBipolarToXnor(Transformation):
                 _split_sign(model, sign)
         # after splitting, recollect: the XNOR-side signs
         matmuls = [n for n in model.graph.node if _is_bipolar_matmul(model, n)]
-        for mm in matmuls:
-            for sign in signs_behind(model, mm.input[0]):
-                if attr(sign, "out_dtype") == "BIPOLAR":
-                    set_attr(sign, "out_dtype", "BINARY")
-                    set_attr(sign, "out_scale", 1.0)
-                    set_attr(sign, "out_bias", 0.0)
+        # collect every XNOR-side sign before retyping any: a sign reached from several
+        # MatMuls is no longer bipolar once the first of them has been handled
+        xnor_signs = {id(s): s for mm in matmuls for s in signs_behind(model, mm.input[0])}
+        for sign in xnor_signs.values():
+            set_attr(sign, "out_dtype", "BINARY")
+            set_attr(sign, "out_scale", 1.0)
+            set_attr(sign, "out_bias", 0.0)
         outputs = [mm.output[0] for mm in matmuls]
         model = model.transform(InferDataTypes())
         for out in outputs:
