@@ -1,15 +1,21 @@
-"""XNOR conversion where one sign reaches several XNOR units (a fork, or a concat read twice)."""
+"""XNOR conversion in branching graphs: one sign read by several XNOR units (a fork, a concat
+read twice), or by an XNOR unit and a unit with integer weights."""
 
 import torch
 from brevitas import nn as qnn
-from brevitas.quant import SignedBinaryActPerTensorConst, SignedBinaryWeightPerTensorConst
+from brevitas.quant import (
+    Int8WeightPerTensorFloat,
+    SignedBinaryActPerTensorConst,
+    SignedBinaryWeightPerTensorConst,
+)
 from torch import nn
 
 from brevitas_models.random_nets import input_quant
 from tests.lowering_check import lower_and_compare, pixels
 
 
-def _block(cin: int, cout: int, k: int, padding: int = 0) -> nn.Sequential:
+def _block(cin: int, cout: int, k: int, padding: int = 0, int_weights: bool = False
+           ) -> nn.Sequential:
     bn = nn.BatchNorm2d(cout)
     gen = torch.Generator().manual_seed(cin * 100 + cout)
     with torch.no_grad():
@@ -18,7 +24,9 @@ def _block(cin: int, cout: int, k: int, padding: int = 0) -> nn.Sequential:
         bn.bias.copy_(torch.randn(cout, generator=gen))
     return nn.Sequential(
         qnn.QuantConv2d(cin, cout, k, padding=padding, bias=False,
-                        weight_quant=SignedBinaryWeightPerTensorConst),
+                        **({"weight_quant": Int8WeightPerTensorFloat, "weight_bit_width": 4}
+                           if int_weights else
+                           {"weight_quant": SignedBinaryWeightPerTensorConst})),
         bn, qnn.QuantIdentity(act_quant=SignedBinaryActPerTensorConst))
 
 
@@ -47,4 +55,35 @@ def test_sign_shared_by_several_xnor_units(tmp_path):
     result, cmp = lower_and_compare(model, pixels((2, 3, 7, 9), 1), tmp_path)
     ops = [n.op_type for n in result.model.graph.node]
     assert ops.count("MVAU") == 5
+    assert cmp.labels_equal and cmp.passed, cmp
+
+
+class ForkToXnorAndIntWeights(nn.Module):
+    """One sign read by a binary conv (XNOR) and by a conv with 4-bit weights (not XNOR)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inp = input_quant()
+        self.stem = _block(3, 6, 3, padding=1)
+        self.xnor = _block(6, 5, 1)
+        self.wide = _block(6, 4, 1, int_weights=True)
+        self.cls = qnn.QuantConv2d(9, 3, 1, bias=False,
+                                   weight_quant=SignedBinaryWeightPerTensorConst)
+
+    def forward(self, x):
+        a = self.stem(self.inp(x))
+        return self.cls(torch.cat([self.xnor(a), self.wide(a)], 1))
+
+
+def test_sign_shared_by_xnor_and_integer_weight_units(tmp_path):
+    """The XNOR side's copy of the sign must be typed bipolar when it is made, or its unit
+    is left a bipolar MatMul that FINN executes as a popcount (a silent mismatch)."""
+    torch.manual_seed(1)
+    model = ForkToXnorAndIntWeights().eval()
+    result, cmp = lower_and_compare(model, pixels((2, 3, 6, 7), 2), tmp_path)
+    from qonnx.custom_op.registry import getCustomOp
+
+    xnor_modes = sorted(getCustomOp(n).get_nodeattr("binaryXnorMode")
+                        for n in result.model.graph.node if n.op_type == "MVAU")
+    assert xnor_modes == [0, 0, 1, 1]  # stem and 4-bit unit; binary unit and classifier
     assert cmp.labels_equal and cmp.passed, cmp

@@ -96,6 +96,7 @@ def _split_sign(model: ModelWrapper, sign) -> None:
     twin.output[0] = out
     shape = model.get_tensor_shape(sign.output[0])
     model.graph.value_info.append(helper.make_tensor_value_info(out, TensorProto.FLOAT, shape))
+    model.set_tensor_datatype(out, model.get_tensor_datatype(sign.output[0]))
     model.graph.node.insert(list(model.graph.node).index(sign) + 1, twin)
     for consumer in xnor_side:
         for i, t in enumerate(consumer.input):
