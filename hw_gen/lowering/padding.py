@@ -5,7 +5,9 @@ Binary activations have no zero. Two kinds of padding reach us:
 * ``-1`` padding (our own models: an explicit ``Pad`` whose constant is ``-scale``). In FINN's
   XNOR encoding bit 0 means -1, so it maps onto FINN's zero-padding layer once the tensor is
   binary: :class:`MoveScalarMulPastPad` brings the pad next to the sign, :class:`FusePadIntoIm2Col`
-  hands it to the sliding window, :class:`MapBinaryPadValues` rewrites -1 as bit 0.
+  hands it to the sliding window, :class:`MapBinaryPadValues` rewrites -1 as bit 0 (the
+  unit behind is an XNOR unit, or one with integer weights made to read BINARY by
+  :mod:`hw_gen.lowering.xnor`).
 * zero padding (users' models: ``padding=`` on a conv, or a ``Pad`` with 0). Torch pads real
   zeros; stock FINN retypes the padded input BINARY and silently pads -1. :class:`ZeroPadToInt2`
   makes the sign that feeds such a pad emit INT2 {-1, +1} (each threshold twice, out_scale 1,

@@ -10,6 +10,10 @@ that only move values (Concat, Resize, MaxPool, Im2Col, layout ops). A sign whos
 reach other consumers is duplicated first, so each copy feeds only XNOR units or only the
 rest; then the XNOR-side signs emit BINARY and each MatMul becomes XnorPopcountMatMul with
 ``2 * popcount - K`` restoring the bipolar dot product.
+
+A MatMul with integer weights whose bipolar input is padded with -1 (an Im2Col with
+``pad_value -1``) is handled the same way: FINN's padding layer pads zeros only, which in
+BINARY means -1. Its signs emit BINARY b = (x + 1) / 2 and ``x . W = 2 (b . W) - sum(W)``.
 """
 
 from __future__ import annotations
@@ -42,6 +46,24 @@ def _is_bipolar_matmul(model: ModelWrapper, node) -> bool:
     )
 
 
+def _is_minus1_padded_matmul(model: ModelWrapper, node) -> bool:
+    """A MatMul with constant non-bipolar weights reading a bipolar Im2Col padded with -1."""
+    if node.op_type != "MatMul" or model.get_initializer(node.input[1]) is None:
+        return False
+    if model.get_tensor_datatype(node.input[0]) != DataType["BIPOLAR"]:
+        return False
+    im2col = model.find_producer(node.input[0])
+    return (
+        im2col is not None and im2col.op_type == "Im2Col"
+        and any(attr(im2col, "pad_amount", [0, 0, 0, 0])) and attr(im2col, "pad_value", 0) == -1
+    )
+
+
+def _reads_binary(model: ModelWrapper, node) -> bool:
+    """MatMuls whose bipolar input is to be fed as BINARY: XNOR units and -1-padded ones."""
+    return _is_bipolar_matmul(model, node) or _is_minus1_padded_matmul(model, node)
+
+
 def signs_behind(model: ModelWrapper, tensor: str) -> list:
     """The signs whose values reach ``tensor`` through value-moving ops; error otherwise."""
     found = bipolar_sources(model, tensor)
@@ -60,7 +82,7 @@ def _feeds_only_xnor(model: ModelWrapper, tensor: str) -> bool | None:
     None if mixed."""
     verdicts = set()
     for consumer in model.find_consumers(tensor) or []:
-        if _is_bipolar_matmul(model, consumer):
+        if _reads_binary(model, consumer):
             verdicts.add(True)
         elif consumer.op_type in VALUE_MOVERS:
             sub = _feeds_only_xnor(model, consumer.output[0])
@@ -77,7 +99,7 @@ def _split_sign(model: ModelWrapper, sign) -> None:
     copy of their own."""
     xnor_side = []
     for consumer in model.find_consumers(sign.output[0]) or []:
-        if _is_bipolar_matmul(model, consumer):
+        if _reads_binary(model, consumer):
             verdict = True
         elif consumer.op_type in VALUE_MOVERS:
             verdict = _feeds_only_xnor(model, consumer.output[0])
@@ -109,7 +131,7 @@ def _split_sign(model: ModelWrapper, sign) -> None:
 
 class ConvertBipolarToXnor(Transformation):
     def apply(self, model: ModelWrapper):
-        matmuls = [n for n in model.graph.node if _is_bipolar_matmul(model, n)]
+        matmuls = [n for n in model.graph.node if _reads_binary(model, n)]
         if not matmuls:
             return model, False
         signs = {id(s): s for mm in matmuls for s in signs_behind(model, mm.input[0])}
@@ -117,7 +139,8 @@ class ConvertBipolarToXnor(Transformation):
             if _feeds_only_xnor(model, sign.output[0]) is not True:
                 _split_sign(model, sign)
         # after splitting, recollect: the XNOR-side signs
-        matmuls = [n for n in model.graph.node if _is_bipolar_matmul(model, n)]
+        matmuls = [n for n in model.graph.node if _reads_binary(model, n)]
+        xnor = {mm.output[0] for mm in matmuls if _is_bipolar_matmul(model, mm)}
         # collect every XNOR-side sign before retyping any: a sign reached from several
         # MatMuls is no longer bipolar once the first of them has been handled
         xnor_signs = {id(s): s for mm in matmuls for s in signs_behind(model, mm.input[0])}
@@ -128,21 +151,32 @@ class ConvertBipolarToXnor(Transformation):
         outputs = [mm.output[0] for mm in matmuls]
         model = model.transform(InferDataTypes())
         for out in outputs:
-            _to_xnor_popcount(model, model.find_producer(out))
+            mm = model.find_producer(out)
+            if model.get_tensor_datatype(mm.input[0]) != DataType["BINARY"]:
+                raise HwGenError(f"{node_label(mm)}: input did not become binary")
+            if out in xnor:
+                _to_xnor_popcount(model, mm)
+            else:
+                w = model.get_initializer(mm.input[1])
+                _restore_bipolar_product(model, mm, -w.sum(axis=0))
         model = model.transform(InferShapes())
         model = model.transform(InferDataTypes())
         return model, False
 
 
 def _to_xnor_popcount(model: ModelWrapper, mm) -> None:
-    if model.get_tensor_datatype(mm.input[0]) != DataType["BINARY"]:
-        raise HwGenError(f"{node_label(mm)}: input did not become binary")
     w = model.get_initializer(mm.input[1])
     k = w.shape[0]
     model.set_initializer(mm.input[1], ((w + 1) / 2).astype(np.float32))
     model.set_tensor_datatype(mm.input[1], DataType["BINARY"])
     mm.op_type = "XnorPopcountMatMul"
     mm.domain = "qonnx.custom_op.general"
+    _restore_bipolar_product(model, mm, np.asarray([-float(k)]), "UINT32")
+
+
+def _restore_bipolar_product(model: ModelWrapper, mm, offset: np.ndarray,
+                             raw_type: str | None = None) -> None:
+    """``mm`` now reads b = (x + 1) / 2: append ``2 * mm + offset`` to give back ``x . W``."""
     shape = model.get_tensor_shape(mm.output[0])
     result = mm.output[0]
     popcount = model.make_new_valueinfo_name()
@@ -150,10 +184,11 @@ def _to_xnor_popcount(model: ModelWrapper, mm) -> None:
     for name in (popcount, doubled):
         model.graph.value_info.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, shape))
     mm.output[0] = popcount
-    model.set_tensor_datatype(popcount, DataType["UINT32"])
+    if raw_type is not None:
+        model.set_tensor_datatype(popcount, DataType[raw_type])
     two, minus_k = model.make_new_valueinfo_name(), model.make_new_valueinfo_name()
     model.set_initializer(two, np.asarray([2.0], dtype=np.float32))
-    model.set_initializer(minus_k, np.asarray([-float(k)], dtype=np.float32))
+    model.set_initializer(minus_k, np.asarray(offset, dtype=np.float32))
     index = next(i for i, n in enumerate(model.graph.node) if n.output[0] == popcount)
     model.graph.node.insert(index + 1, helper.make_node("Mul", [popcount, two], [doubled]))
     model.graph.node.insert(index + 2, helper.make_node("Add", [doubled, minus_k], [result]))
