@@ -29,7 +29,7 @@ from qonnx.util.cleanup import cleanup_model
 
 from hw_gen.errors import HwGenError, UnmappedNodesError
 from hw_gen.folding import apply_folding, is_hw
-from hw_gen.lowering import interface, padding, rounding
+from hw_gen.lowering import bipolar, interface, padding, rounding
 from hw_gen.lowering.xnor import ConvertBipolarToXnor
 from hw_gen.lowering.widths import check_datatypes, minimize_widths
 
@@ -61,6 +61,7 @@ def qonnx_to_finn(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
     from finn.transformation.qonnx.convert_qonnx_to_finn import ConvertQONNXtoFINN
 
     model = model.transform(rounding.RecordHalfEvenQuantizers())
+    model = model.transform(bipolar.UnitScaleBipolarQuant())
     model = model.transform(ConvertQONNXtoFINN())
     return model.transform(rounding.TagHalfEvenThresholds())
 
@@ -178,7 +179,6 @@ def to_hw(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
         label_select,
         pool,
         quantized_matrix_vector_activation as qmva,
-        thresholding,
         upsample,
     )
     from finn.transformation.fpgadataflow.convert_to_hw.elementwise_binary_operation import (
@@ -192,7 +192,7 @@ def to_hw(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
         bmva.InferBinaryMatrixVectorActivation(),
         qmva.InferQuantizedMatrixVectorActivation(),
         label_select.InferLabelSelectLayer(),
-        thresholding.InferThresholdingLayer(),
+        bipolar.InferThresholdingLayers(),
         fm_padding.InferFMPadding(),
         pool.InferPool(),
         conv_inp_gen.InferConvInpGen(),
