@@ -263,23 +263,31 @@ def _all_integer(model: ModelWrapper, node) -> bool:
 
 
 def _check_mapped(model: ModelWrapper) -> None:
-    """Every node between the first and the last hardware layer must be a hardware layer."""
+    """Every node on a path from one hardware layer to another must be a hardware layer."""
     nodes = list(model.graph.node)
-    hw = [i for i, n in enumerate(nodes) if is_hw(n)]
+    hw = [n for n in nodes if is_hw(n)]
     if not hw:
         raise UnmappedNodesError([(n.name, n.op_type) for n in nodes], "to_hw")
-    hw_tensors = {t for n in nodes if is_hw(n) for t in list(n.input) + list(n.output)}
-    stray = []
-    for n in nodes:
-        if is_hw(n):
-            continue
-        reads_hw = any(t in hw_tensors and model.find_producer(t) is not None
-                       and is_hw(model.find_producer(t)) for t in n.input)
-        feeds_hw = any(is_hw(c) for t in n.output for c in (model.find_consumers(t) or []))
-        if reads_hw and feeds_hw:
-            stray.append((n.name, n.op_type))
+    downstream = _reachable(hw, lambda n: [c for t in n.output
+                                           for c in model.find_consumers(t) or []])
+    upstream = _reachable(hw, lambda n: [p for t in n.input
+                                         if (p := model.find_producer(t)) is not None])
+    stray = [(n.name, n.op_type) for n in nodes
+             if not is_hw(n) and n.name in downstream and n.name in upstream]
     if stray:
         raise UnmappedNodesError(stray, "to_hw")
+
+
+def _reachable(start: list, neighbours: Callable) -> set[str]:
+    """Names of the nodes reached from ``start`` (not counting ``start`` itself)."""
+    seen: set[str] = set()
+    todo = [m for n in start for m in neighbours(n)]
+    while todo:
+        node = todo.pop()
+        if node.name not in seen:
+            seen.add(node.name)
+            todo += neighbours(node)
+    return seen
 
 
 StepFn = Callable[[ModelWrapper, LoweringContext], ModelWrapper]
