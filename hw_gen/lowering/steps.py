@@ -30,6 +30,7 @@ from qonnx.util.cleanup import cleanup_model
 from hw_gen.errors import HwGenError, UnmappedNodesError
 from hw_gen.folding import apply_folding, is_hw
 from hw_gen.lowering import bipolar, interface, padding, rounding
+from hw_gen.lowering.joins import MoveScalesPastJoins
 from hw_gen.lowering.xnor import ConvertBipolarToXnor
 from hw_gen.lowering.widths import check_datatypes, minimize_widths
 
@@ -112,11 +113,13 @@ def streamline(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
     from finn.transformation.streamline import Streamline
 
     model = model.transform(absorb.AbsorbScalarBiasIntoMultiThreshold())
+    model = model.transform(MoveScalesPastJoins())
     model = model.transform(Streamline())
     model = model.transform(LowerConvsToMatMul())
     model = _layout_cleanup(model)
     model = model.transform(ConvertBipolarToXnor())
     model = model.transform(padding.MapBinaryPadValues())
+    model = model.transform(MoveScalesPastJoins())
     model = model.transform(Streamline())
     model = _layout_cleanup(model)
     ties = rounding.ApplyHalfEvenTies()

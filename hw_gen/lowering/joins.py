@@ -1,0 +1,104 @@
+"""Scales past joins, so that an add or a concat of quantized tensors works on integers.
+
+After ConvertQONNXtoFINN each multi-bit (or scaled binary) activation is a MultiThreshold
+followed by ``Mul(scale)``. FINN's Streamline moves such a Mul past MatMuls and into the next
+thresholds, but not past a join or a fork: an Add or Concat of two quantized tensors keeps
+float inputs and cannot become a hardware layer. When every input of the join carries the
+same scalar scale (the two branches share a quantizer), ``Mul(s) a + Mul(s) b`` is
+``Mul(s) (a + b)`` and ``concat(Mul(s) a, Mul(s) b)`` is ``Mul(s) concat(a, b)``: this pass
+makes those rewrites, copying a scalar Mul that several nodes read into one per reader first,
+and moving positive scalar Muls past max pooling and nearest resizing in between. Joins of
+differently scaled tensors are left alone (and are reported as unmapped later).
+"""
+
+from __future__ import annotations
+
+import copy
+
+from onnx import NodeProto
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.transformation.base import Transformation
+from qonnx.transformation.infer_datatypes import InferDataTypes
+from qonnx.transformation.infer_shapes import InferShapes
+
+from hw_gen.lowering.graph import scalar_initializer
+
+JOINS = ("Add", "Concat")
+
+
+def _scalar_mul(model: ModelWrapper, node: NodeProto | None) -> float | None:
+    if node is None or node.op_type != "Mul" or model.get_initializer(node.input[0]) is not None:
+        return None
+    return scalar_initializer(model, node.input[1])
+
+
+def _split_scalar_mul_forks(model: ModelWrapper) -> bool:
+    """Give each reader of a scalar Mul read by several nodes its own copy of the Mul."""
+    changed = False
+    outputs = {o.name for o in model.graph.output}
+    for node in list(model.graph.node):
+        consumers = model.find_consumers(node.output[0]) or []
+        if len(consumers) < 2 or _scalar_mul(model, node) is None or node.output[0] in outputs:
+            continue
+        for consumer in consumers[1:]:
+            twin = copy.deepcopy(node)
+            twin.name = ""
+            twin.output[0] = model.make_new_valueinfo_name()
+            model.graph.node.insert(list(model.graph.node).index(node) + 1, twin)
+            for i, t in enumerate(consumer.input):
+                if t == node.output[0]:
+                    consumer.input[i] = twin.output[0]
+        changed = True
+    return changed
+
+
+def _move_past_joins(model: ModelWrapper) -> bool:
+    changed = False
+    for join in list(model.graph.node):
+        if join.op_type not in JOINS:
+            continue
+        dynamic = [t for t in join.input if model.get_initializer(t) is None]
+        if len(dynamic) != len(join.input) or len(dynamic) < 2:
+            continue
+        producers = [model.find_producer(t) for t in dynamic]
+        scales = [_scalar_mul(model, p) for p in producers]
+        if None in scales or len(set(scales)) != 1:
+            continue
+        if any(len(model.find_consumers(p.output[0]) or []) != 1 for p in producers):
+            continue
+        # join(x_i * s) -> join(x_i) * s, reusing the first Mul after the join
+        first = producers[0]
+        joined = model.make_new_valueinfo_name()
+        for i, p in enumerate(producers):
+            join.input[i] = p.input[0]
+        out = join.output[0]
+        join.output[0] = joined
+        first.input[0] = joined
+        first.output[0] = out
+        for p in producers[1:]:
+            model.graph.node.remove(p)
+        graph = model.graph
+        graph.node.remove(first)
+        graph.node.insert(list(graph.node).index(join) + 1, first)
+        changed = True
+    return changed
+
+
+class MoveScalesPastJoins(Transformation):
+    def apply(self, model: ModelWrapper):
+        from finn.transformation.streamline.reorder import (
+            MoveMulPastMaxPool,
+            MoveScalarLinearPastInvariants,
+        )
+
+        changed = True
+        while changed:
+            changed = _split_scalar_mul_forks(model)
+            model = model.transform(InferShapes())
+            before = [(n.op_type, tuple(n.input)) for n in model.graph.node]
+            model = model.transform(MoveMulPastMaxPool())
+            model = model.transform(MoveScalarLinearPastInvariants())
+            changed |= before != [(n.op_type, tuple(n.input)) for n in model.graph.node]
+            changed |= _move_past_joins(model)
+            model = model.transform(InferShapes())
+        return model.transform(InferDataTypes()), False
