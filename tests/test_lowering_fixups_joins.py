@@ -1,6 +1,7 @@
 """Adds and concats of multi-bit activations that share a quantizer (one scale)."""
 
 import torch
+import torch.nn.functional as F
 from brevitas import nn as qnn
 from brevitas.quant import SignedBinaryWeightPerTensorConst
 from torch import nn
@@ -74,5 +75,34 @@ def test_add_of_shared_scale_tensors_with_ties(tmp_path):
         sums = torch.round((a + model.branch(a)) / 0.125)
     assert (sums % 2 == 1).any()  # ties at the re-quantization do occur
     result, cmp = lower_and_compare(model, x, tmp_path)
+    assert "ElementwiseAdd" in [n.op_type for n in result.model.graph.node]
+    assert cmp.labels_equal and cmp.passed, cmp
+
+
+class XnorReadByTwoSigns(nn.Module):
+    """A -1-padded XNOR unit whose sign is read by another XNOR unit and by a residual add:
+    the sign is copied for the XNOR side, so the unit's ``2 p - K`` is read by two
+    thresholds."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        b = QSpec("binary", 1, 1.0)
+        self.inp = input_quant()
+        self.stem = _block(3, 6, 3, b, 8, padding=1)
+        self.down = _block(6, 4, 3, b, 9)
+        self.point = _block(4, 4, 1, b, 10)
+        self.requant = make_act(b)
+        self.cls = qnn.QuantConv2d(4, 3, 1, bias=False,
+                                   weight_quant=SignedBinaryWeightPerTensorConst)
+
+    def forward(self, x):
+        a = self.down(F.pad(self.stem(self.inp(x)), (1, 1, 1, 1), value=-1.0))
+        return self.cls(self.requant(a + self.point(a)))
+
+
+def test_xnor_output_read_by_two_thresholds(tmp_path):
+    torch.manual_seed(0)
+    model = XnorReadByTwoSigns().eval()
+    result, cmp = lower_and_compare(model, pixels((2, 3, 5, 7), 9), tmp_path)
     assert "ElementwiseAdd" in [n.op_type for n in result.model.graph.node]
     assert cmp.labels_equal and cmp.passed, cmp

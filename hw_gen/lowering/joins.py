@@ -6,8 +6,9 @@ thresholds, but not past a join or a fork: an Add or Concat of two quantized ten
 float inputs and cannot become a hardware layer. When every input of the join carries the
 same scalar scale (the two branches share a quantizer), ``Mul(s) a + Mul(s) b`` is
 ``Mul(s) (a + b)`` and ``concat(Mul(s) a, Mul(s) b)`` is ``Mul(s) concat(a, b)``: this pass
-makes those rewrites, copying a scalar Mul that several nodes read into one per reader first,
-and moving positive scalar Muls past max pooling and nearest resizing in between. Joins of
+makes those rewrites, copying a Mul or Add by a constant that several nodes read into one per
+reader first (FINN's absorptions skip forks, e.g. an XNOR unit's ``2 p - K`` read by two
+thresholds), and moving positive scalar Muls past max pooling and nearest resizing. Joins of
 differently scaled tensors are left alone (and are reported as unmapped later).
 """
 
@@ -32,13 +33,23 @@ def _scalar_mul(model: ModelWrapper, node: NodeProto | None) -> float | None:
     return scalar_initializer(model, node.input[1])
 
 
-def _split_scalar_mul_forks(model: ModelWrapper) -> bool:
-    """Give each reader of a scalar Mul read by several nodes its own copy of the Mul."""
+def _constant_operand(model: ModelWrapper, node: NodeProto) -> bool:
+    """A Mul or Add of a dynamic tensor and a constant."""
+    return (
+        node.op_type in ("Mul", "Add") and len(node.input) == 2
+        and model.get_initializer(node.input[0]) is None
+        and model.get_initializer(node.input[1]) is not None
+    )
+
+
+def _split_forks(model: ModelWrapper) -> bool:
+    """Give each reader of a Mul or Add by a constant that several nodes read its own copy
+    (FINN's absorptions into thresholds and its moves past MatMuls skip forks)."""
     changed = False
     outputs = {o.name for o in model.graph.output}
     for node in list(model.graph.node):
         consumers = model.find_consumers(node.output[0]) or []
-        if len(consumers) < 2 or _scalar_mul(model, node) is None or node.output[0] in outputs:
+        if len(consumers) < 2 or not _constant_operand(model, node) or node.output[0] in outputs:
             continue
         for consumer in consumers[1:]:
             twin = copy.deepcopy(node)
@@ -93,7 +104,7 @@ class MoveScalesPastJoins(Transformation):
 
         changed = True
         while changed:
-            changed = _split_scalar_mul_forks(model)
+            changed = _split_forks(model)
             model = model.transform(InferShapes())
             before = [(n.op_type, tuple(n.input)) for n in model.graph.node]
             model = model.transform(MoveMulPastMaxPool())
