@@ -29,7 +29,7 @@ from qonnx.util.cleanup import cleanup_model
 
 from hw_gen.errors import HwGenError, UnmappedNodesError
 from hw_gen.folding import apply_folding, is_hw
-from hw_gen.lowering import bipolar, interface, padding, rounding
+from hw_gen.lowering import bipolar, interface, layout, padding, rounding
 from hw_gen.lowering.joins import MoveScalesPastJoins
 from hw_gen.lowering.xnor import ConvertBipolarToXnor
 from hw_gen.lowering.widths import check_datatypes, minimize_widths
@@ -92,7 +92,7 @@ def _layout_cleanup(model: ModelWrapper) -> ModelWrapper:
         reorder.MakeMaxPoolNHWC(),
         reorder.MakeScaleResizeNHWC(),
         absorb.AbsorbTransposeIntoMultiThreshold(),
-        absorb.AbsorbTransposeIntoResize(),
+        layout.AbsorbTransposeIntoResize(),
         reorder.MoveTransposePastJoinAdd(),
         reorder.MoveTransposePastJoinConcat(),
         reorder.MoveTransposePastFork(),

@@ -1,0 +1,71 @@
+"""Layout rewrites that replace FINN's where FINN's miswire a graph.
+
+FINN's AbsorbTransposeIntoResize moves an NHWC->NCHW Transpose from before a nearest Resize
+to after it, then points input 0 of every reader of the Resize at the moved Transpose,
+whichever input the reader took the Resize from: ``concat(a, resize(b))`` became
+``concat(resize(b), resize(b))`` (an upsampling joined to a skip, with a wrong channel count
+or silently wrong values). :class:`AbsorbTransposeIntoResize` does the same move by swapping
+tensor names between the two nodes, so the readers are untouched.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from qonnx.core.datatype import DataType
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.transformation.base import Transformation
+
+from hw_gen.lowering.graph import attr
+
+NHWC_TO_NCHW = [0, 3, 1, 2]
+
+
+class AbsorbTransposeIntoResize(Transformation):
+    """``Transpose(0,3,1,2) -> Resize(nearest)`` becomes ``Resize (NHWC) -> Transpose``."""
+
+    def apply(self, model: ModelWrapper):
+        graph = model.graph
+        for transpose in graph.node:
+            if transpose.op_type != "Transpose" or list(attr(transpose, "perm", [])) != NHWC_TO_NCHW:
+                continue
+            readers = model.find_consumers(transpose.output[0]) or []
+            if len(readers) != 1 or readers[0].op_type != "Resize":
+                continue
+            resize = readers[0]
+            if attr(resize, "mode", "nearest") != "nearest" or resize.input[0] != transpose.output[0]:
+                continue
+            scales = _scales(model, resize)
+            if scales is None:
+                continue
+            n, c, h, w = scales
+            new_scales = model.make_new_valueinfo_name()
+            model.set_initializer(new_scales, np.asarray([n, h, w, c], dtype=np.float32))
+            while len(resize.input) < 3:
+                resize.input.append("")
+            resize.input[2] = new_scales
+            del resize.input[3:]
+            nhwc_in, out = transpose.input[0], resize.output[0]
+            bn, co, ho, wo = model.get_tensor_shape(out)
+            mid = model.make_new_valueinfo_name()
+            model.set_tensor_shape(mid, [bn, ho, wo, co])
+            model.set_tensor_datatype(mid, model.get_tensor_datatype(nhwc_in))
+            model.set_tensor_layout(mid, ["N", "H", "W", "C"])
+            resize.input[0], resize.output[0] = nhwc_in, mid
+            transpose.input[0], transpose.output[0] = mid, out
+            graph.node.remove(transpose)
+            graph.node.insert(list(graph.node).index(resize) + 1, transpose)
+            if model.get_tensor_datatype(out) == DataType["FLOAT32"]:
+                model.set_tensor_datatype(out, model.get_tensor_datatype(mid))
+            return model, True
+        return model, False
+
+
+def _scales(model: ModelWrapper, resize) -> np.ndarray | None:
+    """The Resize's NCHW scales, from its scales input or from its sizes input."""
+    scales = model.get_initializer(resize.input[2]) if len(resize.input) > 2 and resize.input[2] else None
+    if scales is not None and scales.size == 4:
+        return np.asarray(scales, dtype=np.float64)
+    sizes = model.get_initializer(resize.input[3]) if len(resize.input) > 3 else None
+    if sizes is None or sizes.size != 4:
+        return None
+    return np.asarray(sizes, dtype=np.float64) / np.asarray(model.get_tensor_shape(resize.input[0]))

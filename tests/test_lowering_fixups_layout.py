@@ -1,0 +1,41 @@
+"""Nearest upsampling whose output is not the first input of its reader."""
+
+import torch
+from brevitas import nn as qnn
+from brevitas.quant import SignedBinaryWeightPerTensorConst
+from torch import nn
+
+from brevitas_models.random_nets import QSpec, input_quant
+from tests.lowering_check import lower_and_compare, pixels
+from tests.test_lowering_fixups_joins import _block
+
+
+class UpsampleIntoSecondConcatInput(nn.Module):
+    """concat(skip, upsample(down(skip))) with different channel counts per branch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        b = QSpec("binary", 1, 1.0)
+        self.inp = input_quant()
+        self.stem = _block(3, 5, 1, b, 11)
+        self.down = nn.Sequential(
+            qnn.QuantConv2d(5, 3, 3, stride=2, padding=1, bias=False,
+                            weight_quant=SignedBinaryWeightPerTensorConst),
+            *list(_block(3, 3, 1, b, 12))[1:])
+        self.up = nn.Upsample(scale_factor=2, mode="nearest")
+        self.cls = qnn.QuantConv2d(8, 3, 1, bias=False,
+                                   weight_quant=SignedBinaryWeightPerTensorConst)
+
+    def forward(self, x):
+        a = self.stem(self.inp(x))
+        return self.cls(torch.cat([a, self.up(self.down(a))], 1))
+
+
+def test_upsample_read_as_second_concat_input(tmp_path):
+    """FINN's AbsorbTransposeIntoResize rewired input 0 of the concat to the upsampling."""
+    torch.manual_seed(0)
+    model = UpsampleIntoSecondConcatInput().eval()
+    result, cmp = lower_and_compare(model, pixels((2, 3, 6, 8), 10), tmp_path)
+    ops = [n.op_type for n in result.model.graph.node]
+    assert "UpsampleNearestNeighbour" in ops and "StreamingConcat" in ops, ops
+    assert cmp.labels_equal and cmp.passed, cmp
