@@ -2,6 +2,7 @@
 read twice), or by an XNOR unit and a unit with integer weights."""
 
 import torch
+import torch.nn.functional as F
 from brevitas import nn as qnn
 from brevitas.quant import (
     Int8WeightPerTensorFloat,
@@ -86,4 +87,33 @@ def test_sign_shared_by_xnor_and_integer_weight_units(tmp_path):
     xnor_modes = sorted(getCustomOp(n).get_nodeattr("binaryXnorMode")
                         for n in result.model.graph.node if n.op_type == "MVAU")
     assert xnor_modes == [0, 0, 1, 1]  # stem and 4-bit unit; binary unit and classifier
+    assert cmp.labels_equal and cmp.passed, cmp
+
+
+class ConcatReadByXnorAndAdd(nn.Module):
+    """A concat of two binary tensors read by an XNOR unit and by a residual add."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inp = input_quant()
+        self.stem = _block(3, 4, 1)
+        self.branch = _block(4, 3, 3)
+        self.point = _block(7, 7, 1)
+        self.requant = qnn.QuantIdentity(act_quant=SignedBinaryActPerTensorConst)
+        self.cls = qnn.QuantConv2d(7, 3, 1, bias=False,
+                                   weight_quant=SignedBinaryWeightPerTensorConst)
+
+    def forward(self, x):
+        a = self.stem(self.inp(x))
+        c = torch.cat([a, self.branch(F.pad(a, (1, 1, 1, 1), value=-1.0))], 1)
+        return self.cls(self.requant(c + self.point(c)))
+
+
+def test_concat_read_by_xnor_unit_and_add(tmp_path):
+    """The signs and the concat are copied for the XNOR side (was refused)."""
+    torch.manual_seed(2)
+    model = ConcatReadByXnorAndAdd().eval()
+    result, cmp = lower_and_compare(model, pixels((2, 3, 7, 6), 11), tmp_path)
+    ops = [n.op_type for n in result.model.graph.node]
+    assert ops.count("StreamingConcat") == 2 and "ElementwiseAdd" in ops
     assert cmp.labels_equal and cmp.passed, cmp

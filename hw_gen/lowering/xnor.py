@@ -6,9 +6,10 @@ one branch stays bipolar) and it retypes the sign for every consumer (so an Add 
 threshold on the same sign then sees 0 where it should see -1). Both are silent errors.
 
 Here every sign (bipolar MultiThreshold) behind a bipolar MatMul is found through the ops
-that only move values (Concat, Resize, MaxPool, Im2Col, layout ops). A sign whose values also
-reach other consumers is duplicated first, so each copy feeds only XNOR units or only the
-rest; then the XNOR-side signs emit BINARY and each MatMul becomes XnorPopcountMatMul with
+that only move values (Concat, Resize, MaxPool, Im2Col, layout ops). Where values of a sign
+reach XNOR units and other consumers, the sign (and the value-moving ops between it and the
+fork, e.g. a concat read by an XNOR unit and by an add) is duplicated first, so each copy
+feeds only XNOR units or only the rest; then the XNOR-side signs emit BINARY and each MatMul becomes XnorPopcountMatMul with
 ``2 * popcount - K`` restoring the bipolar dot product.
 
 A MatMul with integer weights whose bipolar input is padded with -1 (an Im2Col with
@@ -29,7 +30,14 @@ from qonnx.transformation.infer_datatypes import InferDataTypes
 from qonnx.transformation.infer_shapes import InferShapes
 
 from hw_gen.errors import HwGenError
-from hw_gen.lowering.graph import VALUE_MOVERS, attr, bipolar_sources, node_label, set_attr
+from hw_gen.lowering.graph import (
+    VALUE_MOVERS,
+    attr,
+    bipolar_sources,
+    is_positive_scalar_mul,
+    node_label,
+    set_attr,
+)
 
 
 
@@ -94,39 +102,56 @@ def _feeds_only_xnor(model: ModelWrapper, tensor: str) -> bool | None:
     return verdicts.pop() if len(verdicts) == 1 else None
 
 
-def _split_sign(model: ModelWrapper, sign) -> None:
-    """Duplicate ``sign`` so that its direct consumers that lead only to XNOR units read a
-    copy of their own."""
-    xnor_side = []
-    for consumer in model.find_consumers(sign.output[0]) or []:
-        if _reads_binary(model, consumer):
-            verdict = True
-        elif consumer.op_type in VALUE_MOVERS:
-            verdict = _feeds_only_xnor(model, consumer.output[0])
-        else:
-            verdict = False
-        if verdict is None:
-            raise HwGenError(
-                f"{node_label(consumer)}: its bipolar values feed both XNOR units and other "
-                "layers; insert a separate activation for each use"
-            )
-        if verdict:
-            xnor_side.append(consumer)
-    twin = copy.deepcopy(sign)
-    twin.name = sign.name + "_xnor"
-    out = model.make_new_valueinfo_name()
-    twin.output[0] = out
-    shape = model.get_tensor_shape(sign.output[0])
-    model.graph.value_info.append(helper.make_tensor_value_info(out, TensorProto.FLOAT, shape))
-    model.set_tensor_datatype(out, model.get_tensor_datatype(sign.output[0]))
-    model.graph.node.insert(list(model.graph.node).index(sign) + 1, twin)
+def _verdict(model: ModelWrapper, consumer) -> bool | None:
+    if _reads_binary(model, consumer):
+        return True
+    if consumer.op_type in VALUE_MOVERS:
+        return _feeds_only_xnor(model, consumer.output[0])
+    return False
+
+
+def _separate(model: ModelWrapper, tensor: str) -> None:
+    """Rewire the readers of bipolar ``tensor`` that lead only to XNOR units to a copy of
+    ``tensor`` (copies of the signs and value-moving ops behind it), after separating the
+    readers that are value-moving ops leading both ways in the same manner."""
+    for consumer in model.find_consumers(tensor) or []:
+        if consumer.op_type in VALUE_MOVERS and _verdict(model, consumer) is None:
+            _separate(model, consumer.output[0])
+    consumers = model.find_consumers(tensor) or []
+    xnor_side = [c for c in consumers if _verdict(model, c)]
+    if not xnor_side or len(xnor_side) == len(consumers):
+        return
+    twin = _copy_upstream(model, tensor)
     for consumer in xnor_side:
         for i, t in enumerate(consumer.input):
-            if t == sign.output[0]:
-                consumer.input[i] = out
-    layout = model.get_tensor_layout(sign.output[0])
+            if t == tensor:
+                consumer.input[i] = twin
+
+
+def _copy_upstream(model: ModelWrapper, tensor: str) -> str:
+    """A new tensor with the values of ``tensor``, computed by copies of the signs and
+    value-moving ops (or positive scalar Muls) that produce it."""
+    node = model.find_producer(tensor)
+    if node is None or not (_is_sign(node) or node.op_type in VALUE_MOVERS
+                            or is_positive_scalar_mul(model, node)):
+        where = node_label(node) if node is not None else tensor
+        raise HwGenError(f"{where}: cannot copy its bipolar values for an XNOR unit")
+    twin = copy.deepcopy(node)
+    twin.name = node.name + "_xnor"
+    if not _is_sign(node):
+        for i, t in enumerate(node.input):
+            if t and model.get_initializer(t) is None:
+                twin.input[i] = _copy_upstream(model, t)
+    out = model.make_new_valueinfo_name()
+    twin.output[0] = out
+    shape = model.get_tensor_shape(tensor)
+    model.graph.value_info.append(helper.make_tensor_value_info(out, TensorProto.FLOAT, shape))
+    model.set_tensor_datatype(out, model.get_tensor_datatype(tensor))
+    layout = model.get_tensor_layout(tensor)
     if layout is not None:
         model.set_tensor_layout(out, layout)
+    model.graph.node.insert(list(model.graph.node).index(node) + 1, twin)
+    return out
 
 
 class ConvertBipolarToXnor(Transformation):
@@ -136,8 +161,8 @@ class ConvertBipolarToXnor(Transformation):
             return model, False
         signs = {id(s): s for mm in matmuls for s in signs_behind(model, mm.input[0])}
         for sign in signs.values():
-            if _feeds_only_xnor(model, sign.output[0]) is not True:
-                _split_sign(model, sign)
+            if _feeds_only_xnor(model, sign.output[0]) is None:
+                _separate(model, sign.output[0])
         # after splitting, recollect: the XNOR-side signs
         matmuls = [n for n in model.graph.node if _reads_binary(model, n)]
         xnor = {mm.output[0] for mm in matmuls if _is_bipolar_matmul(model, mm)}
