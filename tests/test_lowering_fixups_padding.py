@@ -60,3 +60,35 @@ def test_minus_one_padding_into_integer_weight_conv(tmp_path):
     assert [m.get_nodeattr("inputDataType") for m in padded] == ["BINARY"]
     assert any(n.op_type == "FMPadding" for n in result.model.graph.node)
     assert cmp.labels_equal and cmp.passed, cmp
+
+
+class MixedPadding(nn.Module):
+    """One binary activation padded with -1 for one conv and with 0 for another."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inp = input_quant()
+        self.c0 = qnn.QuantConv2d(3, 4, 3, padding=1, bias=False,
+                                  weight_quant=SignedBinaryWeightPerTensorConst)
+        self.b0 = _bn(4, 2)
+        self.a0 = qnn.QuantIdentity(act_quant=SignedBinaryActPerTensorConst)
+        self.minus = qnn.QuantConv2d(4, 4, 3, bias=False,
+                                     weight_quant=SignedBinaryWeightPerTensorConst)
+        self.zero = qnn.QuantConv2d(4, 4, 3, padding=1, bias=False,
+                                    weight_quant=SignedBinaryWeightPerTensorConst)
+
+    def forward(self, x):
+        a = self.a0(self.b0(self.c0(self.inp(x))))
+        return self.minus(F.pad(a, (1, 1, 1, 1), value=-1.0)) + self.zero(a)
+
+
+def test_mixed_zero_and_minus_one_padding_is_refused(tmp_path):
+    """Refused before streamlining, naming the sign and both pads (it was refused at the
+    sliding window with a message naming an unnamed Im2Col)."""
+    import pytest
+
+    from hw_gen.errors import HwGenError
+
+    with pytest.raises(HwGenError, match=r"MultiThreshold_\d+ .*padded with 0 by Conv_\d+ "
+                                         r"\(Conv\) and with -1 by Pad_\d+ \(Pad\)"):
+        lower_and_compare(MixedPadding().eval(), pixels((1, 3, 6, 6), 12), tmp_path)

@@ -99,7 +99,9 @@ class ZeroPadToInt2(Transformation):
 
     def apply(self, model: ModelWrapper):
         changed = False
-        for node, _, value, signs in list(_bipolar_pads(model)):
+        pads = list(_bipolar_pads(model))
+        minus_one = {id(s): node for node, _, value, signs in pads if value == -1.0 for s in signs}
+        for node, _, value, signs in pads:
             if value == -1.0:
                 continue
             if value != 0.0:
@@ -108,6 +110,12 @@ class ZeroPadToInt2(Transformation):
                     "only 0 (zero padding) and -1 (our models' padding) are supported"
                 )
             for sign in signs:
+                if id(sign) in minus_one:
+                    raise HwGenError(
+                        f"{node_label(sign)}: its binary output is padded with 0 by "
+                        f"{node_label(node)} and with -1 by {node_label(minus_one[id(sign)])}; "
+                        "one binary activation takes one padding value"
+                    )
                 if attr(sign, "out_dtype") != "BIPOLAR":
                     continue
                 thresholds = model.get_initializer(sign.input[1])
