@@ -74,3 +74,30 @@ def test_stand_alone_sign_thresholds(tmp_path):
                    for n in result.model.graph.node if n.op_type == "Thresholding"]
     assert "BIPOLAR" in bipolar_out
     assert cmp.labels_equal and cmp.passed, cmp
+
+
+class ScaledSignPaddedAndAdded(nn.Module):
+    """A binary activation of scale 1/2, padded with -1/2 for one conv and read by an add."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inp = input_quant()
+        self.c0, self.b0, self.a0 = _conv(3, 5, 3, 1), _bn(5, 4), _sign(0.5)
+        self.c1, self.b1, self.a1 = _conv(5, 5, 3), _bn(5, 5), _sign(0.5)
+        self.a2 = _sign(0.5)
+        self.cls = _conv(5, 3, 1)
+
+    def forward(self, x):
+        a = self.a0(self.b0(self.c0(self.inp(x))))
+        b = self.a1(self.b1(self.c1(F.pad(a, (1, 1, 1, 1), value=-0.5))))
+        return self.cls(self.a2(a + b))
+
+
+def test_scaled_sign_read_by_pad_and_add(tmp_path):
+    """The scale moves past the Pad in a copy of its own (the Mul is shared with the add):
+    the pad was left at -0.5 and refused."""
+    torch.manual_seed(0)
+    model = ScaledSignPaddedAndAdded().eval()
+    result, cmp = lower_and_compare(model, pixels((2, 3, 7, 7), 13), tmp_path)
+    assert "FMPadding" in [n.op_type for n in result.model.graph.node]
+    assert cmp.labels_equal and cmp.passed, cmp

@@ -17,6 +17,7 @@ Binary activations have no zero. Two kinds of padding reach us:
 from __future__ import annotations
 
 import numpy as np
+from onnx import helper
 from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.base import Transformation
@@ -36,16 +37,16 @@ from hw_gen.lowering.graph import (
 
 
 class MoveScalarMulPastPad(Transformation):
-    """``Mul(s) -> Pad(c)`` becomes ``Pad(c / s) -> Mul(s)`` for a positive scalar ``s``."""
+    """``Mul(s) -> Pad(c)`` becomes ``Pad(c / s) -> Mul(s)`` for a positive scalar ``s`` (the
+    Pad gets a Mul of its own when other nodes read the first one too)."""
 
     def apply(self, model: ModelWrapper):
-        for pad in model.graph.node:
+        graph = model.graph
+        for pad in graph.node:
             if pad.op_type != "Pad":
                 continue
             mul = model.find_producer(pad.input[0])
             if mul is None or not is_positive_scalar_mul(model, mul):
-                continue
-            if len(model.find_consumers(mul.output[0]) or []) != 1:
                 continue
             amounts = pad_amounts(model, pad)
             if amounts is None:
@@ -58,16 +59,15 @@ class MoveScalarMulPastPad(Transformation):
                 pad.input.append("")
             pad.input[2] = const
             # rewire: x -> Pad -> Mul -> (old pad consumers)
-            x, mul_out, pad_out = mul.input[0], mul.output[0], pad.output[0]
-            pad.input[0] = x
-            pad.output[0] = mul_out
-            mul.input[0] = mul_out
-            mul.output[0] = pad_out
-            graph = model.graph
-            graph.node.remove(mul)
-            graph.node.insert(list(graph.node).index(pad) + 1, mul)
-            model = model.transform(InferShapes())
-            return model, True
+            padded = model.make_new_valueinfo_name()
+            model.set_tensor_shape(padded, model.get_tensor_shape(pad.output[0]))
+            scaled = helper.make_node("Mul", [padded, mul.input[1]], [pad.output[0]],
+                                      name=f"{mul.name}_{pad.name}")
+            pad.input[0], pad.output[0] = mul.input[0], padded
+            graph.node.insert(list(graph.node).index(pad) + 1, scaled)
+            if not model.find_consumers(mul.output[0]):
+                graph.node.remove(mul)
+            return model.transform(InferShapes()), True
         return model, False
 
 
