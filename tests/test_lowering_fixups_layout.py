@@ -5,7 +5,7 @@ from brevitas import nn as qnn
 from brevitas.quant import SignedBinaryWeightPerTensorConst
 from torch import nn
 
-from brevitas_models.random_nets import QSpec, input_quant
+from brevitas_models.random_nets import QSpec, input_quant, make_act
 from tests.lowering_check import lower_and_compare, pixels
 from tests.test_lowering_fixups_joins import _block
 
@@ -38,4 +38,34 @@ def test_upsample_read_as_second_concat_input(tmp_path):
     result, cmp = lower_and_compare(model, pixels((2, 3, 6, 8), 10), tmp_path)
     ops = [n.op_type for n in result.model.graph.node]
     assert "UpsampleNearestNeighbour" in ops and "StreamingConcat" in ops, ops
+    assert cmp.labels_equal and cmp.passed, cmp
+
+
+class PooledTensorReadTwice(nn.Module):
+    """Max pooling whose output is read by a 1x1 conv and by the residual add after it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        b = QSpec("binary", 1, 1.0)
+        self.inp = input_quant()
+        self.stem = _block(3, 5, 3, b, 13, padding=1)
+        self.pool = nn.MaxPool2d(2)
+        self.point = _block(5, 5, 1, b, 14)
+        self.requant = make_act(b)
+        self.cls = qnn.QuantConv2d(5, 3, 1, bias=False,
+                                   weight_quant=SignedBinaryWeightPerTensorConst)
+
+    def forward(self, x):
+        p = self.pool(self.stem(self.inp(x)))
+        return self.cls(self.requant(p + self.point(p)))
+
+
+def test_max_pool_read_twice(tmp_path):
+    """FINN's MakeMaxPoolNHWC rewired only the first reader of the pooled tensor; the add
+    then read the unpooled input."""
+    torch.manual_seed(0)
+    model = PooledTensorReadTwice().eval()
+    result, cmp = lower_and_compare(model, pixels((2, 3, 9, 7), 14), tmp_path)
+    ops = [n.op_type for n in result.model.graph.node]
+    assert "ElementwiseAdd" in ops and any(op.startswith("Pool") for op in ops), ops
     assert cmp.labels_equal and cmp.passed, cmp

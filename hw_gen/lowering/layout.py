@@ -6,11 +6,18 @@ whichever input the reader took the Resize from: ``concat(a, resize(b))`` became
 ``concat(resize(b), resize(b))`` (an upsampling joined to a skip, with a wrong channel count
 or silently wrong values). :class:`AbsorbTransposeIntoResize` does the same move by swapping
 tensor names between the two nodes, so the readers are untouched.
+
+FINN's MakeMaxPoolNHWC, for an NCHW MaxPool followed by an NCHW->NHWC Transpose, moves the
+Transpose in front and rewires only that first reader: when the pooled tensor is also read
+by others (a residual add after pooling), those then read the unpooled input.
+:class:`MakeForkedMaxPoolNHWC` handles such a MaxPool first: it becomes an NHWC MaxPool
+between two Transposes, and the readers keep their NCHW tensor.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from onnx import helper
 from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.base import Transformation
@@ -18,6 +25,7 @@ from qonnx.transformation.base import Transformation
 from hw_gen.lowering.graph import attr
 
 NHWC_TO_NCHW = [0, 3, 1, 2]
+NCHW_TO_NHWC = [0, 2, 3, 1]
 
 
 class AbsorbTransposeIntoResize(Transformation):
@@ -69,3 +77,34 @@ def _scales(model: ModelWrapper, resize) -> np.ndarray | None:
     if sizes is None or sizes.size != 4:
         return None
     return np.asarray(sizes, dtype=np.float64) / np.asarray(model.get_tensor_shape(resize.input[0]))
+
+
+class MakeForkedMaxPoolNHWC(Transformation):
+    """An NCHW MaxPool read by several nodes becomes Transpose -> MaxPoolNHWC -> Transpose."""
+
+    def apply(self, model: ModelWrapper):
+        graph = model.graph
+        for pool in graph.node:
+            if pool.op_type != "MaxPool" or len(model.find_consumers(pool.output[0]) or []) < 2:
+                continue
+            if len(attr(pool, "kernel_shape", [])) != 2:
+                continue
+            x, y = pool.input[0], pool.output[0]
+            b, c, hi, wi = model.get_tensor_shape(x)
+            _, _, ho, wo = model.get_tensor_shape(y)
+            x_nhwc, y_nhwc = model.make_new_valueinfo_name(), model.make_new_valueinfo_name()
+            for name, shape in ((x_nhwc, [b, hi, wi, c]), (y_nhwc, [b, ho, wo, c])):
+                model.set_tensor_shape(name, shape)
+                model.set_tensor_datatype(name, model.get_tensor_datatype(x))
+                model.set_tensor_layout(name, ["N", "H", "W", "C"])
+            pool.op_type, pool.domain = "MaxPoolNHWC", "qonnx.custom_op.general"
+            pool.input[0], pool.output[0] = x_nhwc, y_nhwc
+            if attr(pool, "ceil_mode") is None:
+                pool.attribute.append(helper.make_attribute("ceil_mode", 0))
+            index = list(graph.node).index(pool)
+            graph.node.insert(index, helper.make_node("Transpose", [x], [x_nhwc],
+                                                      perm=NCHW_TO_NHWC))
+            graph.node.insert(index + 2, helper.make_node("Transpose", [y_nhwc], [y],
+                                                          perm=NHWC_TO_NCHW))
+            return model, True
+        return model, False
