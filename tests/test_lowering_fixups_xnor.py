@@ -117,3 +117,35 @@ def test_concat_read_by_xnor_unit_and_add(tmp_path):
     ops = [n.op_type for n in result.model.graph.node]
     assert ops.count("StreamingConcat") == 2 and "ElementwiseAdd" in ops
     assert cmp.labels_equal and cmp.passed, cmp
+
+
+class XnorIntoZeroPadding(nn.Module):
+    """Users' style: a binary 1x1 conv (an XNOR unit) whose sign is zero-padded by the next
+    conv, so the sign emits INT2 {-1, +1} from inside the XNOR unit."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inp = input_quant()
+        self.stem = _block(3, 5, 3, padding=1)
+        self.point = _block(5, 6, 1)
+        self.padded = _block(6, 4, 3, padding=1)
+        self.cls = qnn.QuantConv2d(4, 3, 1, bias=False,
+                                   weight_quant=SignedBinaryWeightPerTensorConst)
+
+    def forward(self, x):
+        return self.cls(self.padded(self.point(self.stem(self.inp(x)))))
+
+
+def test_xnor_unit_with_int2_sign(tmp_path):
+    """FINN's binary MVAU inference set the activation offset to INT2's minimum (-2) instead
+    of the sign's -1: the unit emitted -2/0 for -1/+1 (a silent mismatch)."""
+    torch.manual_seed(3)
+    model = XnorIntoZeroPadding().eval()
+    result, cmp = lower_and_compare(model, pixels((2, 3, 6, 7), 15), tmp_path)
+    from qonnx.custom_op.registry import getCustomOp
+
+    units = [getCustomOp(n) for n in result.model.graph.node if n.op_type == "MVAU"]
+    int2 = [u for u in units if u.get_nodeattr("binaryXnorMode")
+            and u.get_nodeattr("outputDataType") == "INT2"]
+    assert [u.get_nodeattr("ActVal") for u in int2] == [-1]
+    assert cmp.labels_equal and cmp.passed, cmp

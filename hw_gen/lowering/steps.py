@@ -31,7 +31,7 @@ from hw_gen.errors import HwGenError, UnmappedNodesError
 from hw_gen.folding import apply_folding, is_hw
 from hw_gen.lowering import bipolar, interface, layout, padding, rounding
 from hw_gen.lowering.joins import MoveScalesPastJoins
-from hw_gen.lowering.xnor import ConvertBipolarToXnor
+from hw_gen.lowering.xnor import ConvertBipolarToXnor, InferXnorMatrixVectorActivation
 from hw_gen.lowering.widths import check_datatypes, minimize_widths
 
 
@@ -175,7 +175,6 @@ def output_interface(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
 
 def to_hw(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
     from finn.transformation.fpgadataflow.convert_to_hw import (
-        binary_matrix_vector_activation as bmva,
         concat,
         conv_inp_gen,
         duplicate_streams,
@@ -193,7 +192,7 @@ def to_hw(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
     from finn.transformation.move_reshape import RemoveCNVtoFCFlatten
 
     for t in (
-        bmva.InferBinaryMatrixVectorActivation(),
+        InferXnorMatrixVectorActivation(),
         qmva.InferQuantizedMatrixVectorActivation(),
         label_select.InferLabelSelectLayer(),
         bipolar.InferThresholdingLayers(),

@@ -217,3 +217,33 @@ def _restore_bipolar_product(model: ModelWrapper, mm, offset: np.ndarray,
     index = next(i for i, n in enumerate(model.graph.node) if n.output[0] == popcount)
     model.graph.node.insert(index + 1, helper.make_node("Mul", [popcount, two], [doubled]))
     model.graph.node.insert(index + 2, helper.make_node("Add", [doubled, minus_k], [result]))
+
+
+class InferXnorMatrixVectorActivation(Transformation):
+    """FINN's InferBinaryMatrixVectorActivation, with the activation offset of each absorbed
+    threshold kept. FINN sets ``ActVal`` to the output type's minimum, which is the offset of
+    FINN's own activations but not of our INT2 signs (out_bias -1, two equal thresholds: -1
+    or +1), whose XNOR units then emitted -2 or 0."""
+
+    def apply(self, model: ModelWrapper):
+        from finn.transformation.fpgadataflow.convert_to_hw.binary_matrix_vector_activation import (  # noqa: E501
+            InferBinaryMatrixVectorActivation,
+        )
+        from qonnx.custom_op.registry import getCustomOp
+
+        offsets = {}
+        for node in model.graph.node:
+            if node.op_type != "XnorPopcountMatMul":
+                continue
+            readers = model.find_consumers(node.output[0]) or []
+            if len(readers) == 1 and readers[0].op_type == "MultiThreshold":
+                mt = readers[0]
+                if attr(mt, "out_dtype") not in ("BIPOLAR", "BINARY"):
+                    if attr(mt, "out_scale", 1.0) != 1.0:
+                        raise HwGenError(f"{node_label(mt)}: out_scale must be 1 after an XNOR unit")
+                    offsets[mt.output[0]] = int(attr(mt, "out_bias", 0.0))
+        model = model.transform(InferBinaryMatrixVectorActivation())
+        for node in model.graph.node:
+            if node.op_type == "MVAU" and node.output[0] in offsets:
+                getCustomOp(node).set_nodeattr("ActVal", offsets[node.output[0]])
+        return model, False
