@@ -69,3 +69,35 @@ def test_max_pool_read_twice(tmp_path):
     ops = [n.op_type for n in result.model.graph.node]
     assert "ElementwiseAdd" in ops and any(op.startswith("Pool") for op in ops), ops
     assert cmp.labels_equal and cmp.passed, cmp
+
+
+class UpsampledTensorReadTwice(nn.Module):
+    """A nearest upsampling read by a zero-padded 3x3 conv and by the concat after it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        u4 = QSpec("uint", 4, 0.25)
+        self.inp = input_quant()
+        self.stem = _block(3, 4, 3, u4, 15, padding=1)
+        self.down = nn.Sequential(
+            qnn.QuantConv2d(4, 4, 3, stride=2, padding=1, bias=False,
+                            weight_quant=SignedBinaryWeightPerTensorConst),
+            *list(_block(4, 4, 1, u4, 16))[1:])
+        self.up = nn.Upsample(scale_factor=2, mode="nearest")
+        self.conv = _block(4, 3, 3, u4, 17, padding=1)
+        self.cls = qnn.QuantConv2d(7, 3, 1, bias=False,
+                                   weight_quant=SignedBinaryWeightPerTensorConst)
+
+    def forward(self, x):
+        u = self.up(self.down(self.stem(self.inp(x))))
+        return self.cls(torch.cat([self.conv(u), u], 1))
+
+
+def test_upsample_read_twice(tmp_path):
+    """FINN's MakeScaleResizeNHWC rewired only the first reader of the upsampled tensor."""
+    torch.manual_seed(0)
+    model = UpsampledTensorReadTwice().eval()
+    result, cmp = lower_and_compare(model, pixels((2, 3, 6, 8), 16), tmp_path)
+    ops = [n.op_type for n in result.model.graph.node]
+    assert "UpsampleNearestNeighbour" in ops and "StreamingConcat" in ops, ops
+    assert cmp.labels_equal and cmp.passed, cmp

@@ -7,11 +7,12 @@ whichever input the reader took the Resize from: ``concat(a, resize(b))`` became
 or silently wrong values). :class:`AbsorbTransposeIntoResize` does the same move by swapping
 tensor names between the two nodes, so the readers are untouched.
 
-FINN's MakeMaxPoolNHWC, for an NCHW MaxPool followed by an NCHW->NHWC Transpose, moves the
-Transpose in front and rewires only that first reader: when the pooled tensor is also read
-by others (a residual add after pooling), those then read the unpooled input.
-:class:`MakeForkedMaxPoolNHWC` handles such a MaxPool first: it becomes an NHWC MaxPool
-between two Transposes, and the readers keep their NCHW tensor.
+FINN's MakeMaxPoolNHWC and MakeScaleResizeNHWC, for an NCHW MaxPool or Resize followed by an
+NCHW->NHWC Transpose, move the Transpose in front and rewire only that first reader: when the
+pooled or resized tensor is also read by others (a residual add after pooling, a skip from an
+upsampling), those then read the unpooled or unresized input. :class:`MakeForkedNHWC`
+handles such a node first: it becomes the NHWC op between two Transposes, and the readers
+keep their NCHW tensor.
 """
 
 from __future__ import annotations
@@ -45,13 +46,7 @@ class AbsorbTransposeIntoResize(Transformation):
             scales = _scales(model, resize)
             if scales is None:
                 continue
-            n, c, h, w = scales
-            new_scales = model.make_new_valueinfo_name()
-            model.set_initializer(new_scales, np.asarray([n, h, w, c], dtype=np.float32))
-            while len(resize.input) < 3:
-                resize.input.append("")
-            resize.input[2] = new_scales
-            del resize.input[3:]
+            _set_nhwc_scales(model, resize, scales)
             nhwc_in, out = transpose.input[0], resize.output[0]
             bn, co, ho, wo = model.get_tensor_shape(out)
             mid = model.make_new_valueinfo_name()
@@ -79,17 +74,27 @@ def _scales(model: ModelWrapper, resize) -> np.ndarray | None:
     return np.asarray(sizes, dtype=np.float64) / np.asarray(model.get_tensor_shape(resize.input[0]))
 
 
-class MakeForkedMaxPoolNHWC(Transformation):
-    """An NCHW MaxPool read by several nodes becomes Transpose -> MaxPoolNHWC -> Transpose."""
+class MakeForkedNHWC(Transformation):
+    """An NCHW MaxPool or nearest Resize read by several nodes becomes the same op in NHWC
+    between two Transposes (the readers keep their NCHW tensor)."""
 
     def apply(self, model: ModelWrapper):
         graph = model.graph
-        for pool in graph.node:
-            if pool.op_type != "MaxPool" or len(model.find_consumers(pool.output[0]) or []) < 2:
+        for node in graph.node:
+            if len(model.find_consumers(node.output[0]) or []) < 2:
                 continue
-            if len(attr(pool, "kernel_shape", [])) != 2:
+            if node.op_type == "MaxPool" and len(attr(node, "kernel_shape", [])) == 2:
+                node.op_type, node.domain = "MaxPoolNHWC", "qonnx.custom_op.general"
+                if attr(node, "ceil_mode") is None:
+                    node.attribute.append(helper.make_attribute("ceil_mode", 0))
+            elif node.op_type == "Resize" and attr(node, "mode", "nearest") == "nearest":
+                scales = _scales(model, node)
+                if scales is None or scales[1] != 1 or scales[2:].tolist() == [1, 1]:
+                    continue  # not an NCHW resize of H and W (an NHWC one scales index 1)
+                _set_nhwc_scales(model, node, scales)
+            else:
                 continue
-            x, y = pool.input[0], pool.output[0]
+            x, y = node.input[0], node.output[0]
             b, c, hi, wi = model.get_tensor_shape(x)
             _, _, ho, wo = model.get_tensor_shape(y)
             x_nhwc, y_nhwc = model.make_new_valueinfo_name(), model.make_new_valueinfo_name()
@@ -97,14 +102,21 @@ class MakeForkedMaxPoolNHWC(Transformation):
                 model.set_tensor_shape(name, shape)
                 model.set_tensor_datatype(name, model.get_tensor_datatype(x))
                 model.set_tensor_layout(name, ["N", "H", "W", "C"])
-            pool.op_type, pool.domain = "MaxPoolNHWC", "qonnx.custom_op.general"
-            pool.input[0], pool.output[0] = x_nhwc, y_nhwc
-            if attr(pool, "ceil_mode") is None:
-                pool.attribute.append(helper.make_attribute("ceil_mode", 0))
-            index = list(graph.node).index(pool)
+            node.input[0], node.output[0] = x_nhwc, y_nhwc
+            index = list(graph.node).index(node)
             graph.node.insert(index, helper.make_node("Transpose", [x], [x_nhwc],
                                                       perm=NCHW_TO_NHWC))
             graph.node.insert(index + 2, helper.make_node("Transpose", [y_nhwc], [y],
                                                           perm=NHWC_TO_NCHW))
             return model, True
         return model, False
+
+
+def _set_nhwc_scales(model: ModelWrapper, resize, scales: np.ndarray) -> None:
+    n, c, h, w = scales
+    name = model.make_new_valueinfo_name()
+    model.set_initializer(name, np.asarray([n, h, w, c], dtype=np.float32))
+    while len(resize.input) < 3:
+        resize.input.append("")
+    resize.input[2] = name
+    del resize.input[3:]

@@ -89,7 +89,7 @@ def _layout_cleanup(model: ModelWrapper) -> ModelWrapper:
     import finn.transformation.streamline.reorder as reorder
 
     passes = [
-        layout.MakeForkedMaxPoolNHWC(),
+        layout.MakeForkedNHWC(),
         reorder.MakeMaxPoolNHWC(),
         reorder.MakeScaleResizeNHWC(),
         absorb.AbsorbTransposeIntoMultiThreshold(),
