@@ -102,14 +102,35 @@ class MoveScalesPastJoins(Transformation):
             MoveScalarLinearPastInvariants,
         )
 
-        changed = True
-        while changed:
+        touched = False
+        while True:
             changed = _split_forks(model)
-            model = model.transform(InferShapes())
-            before = [(n.op_type, tuple(n.input)) for n in model.graph.node]
-            model = model.transform(MoveMulPastMaxPool())
-            model = model.transform(MoveScalarLinearPastInvariants())
-            changed |= before != [(n.op_type, tuple(n.input)) for n in model.graph.node]
+            if _scale_before_mover(model):
+                if changed:
+                    model = model.transform(InferShapes())
+                before = _signature(model)
+                model = model.transform(MoveMulPastMaxPool())
+                model = model.transform(MoveScalarLinearPastInvariants())
+                changed |= before != _signature(model)
             changed |= _move_past_joins(model)
+            if not changed:
+                break
+            touched = True
             model = model.transform(InferShapes())
-        return model.transform(InferDataTypes()), False
+        return (model.transform(InferDataTypes()) if touched else model), False
+
+
+def _signature(model: ModelWrapper) -> list:
+    return [(n.op_type, tuple(n.input)) for n in model.graph.node]
+
+
+def _scale_before_mover(model: ModelWrapper) -> bool:
+    """A scalar Mul read only by a MaxPool, a Resize or a layout op (FINN's moves apply)."""
+    movers = ("MaxPool", "Resize", "Upsample", "Transpose", "Reshape", "Flatten")
+    for node in model.graph.node:
+        if _scalar_mul(model, node) is None:
+            continue
+        readers = model.find_consumers(node.output[0]) or []
+        if len(readers) == 1 and readers[0].op_type in movers:
+            return True
+    return False
