@@ -9,8 +9,7 @@ from qonnx.custom_op.registry import getCustomOp
 from torch import nn
 
 from brevitas_models.random_nets import input_quant
-from tests.lowering_check import lower_and_compare, pixels
-from tests.test_lowering_fixups_padding import _bn
+from tests.lowering_check import lower_and_compare, pixels, random_bn
 
 
 def _sign(scale: float = 1.0) -> nn.Module:
@@ -29,8 +28,8 @@ class ScaledSigns(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.inp = input_quant()
-        self.c0, self.b0, self.a0 = _conv(3, 6, 3, 1), _bn(6, 0), _sign(2.0)
-        self.c1, self.b1, self.a1 = _conv(6, 5, 3), _bn(5, 1), _sign(0.5)
+        self.c0, self.b0, self.a0 = _conv(3, 6, 3, 1), random_bn(6, 0), _sign(2.0)
+        self.c1, self.b1, self.a1 = _conv(6, 5, 3), random_bn(5, 1), _sign(0.5)
         self.cls = _conv(5, 3, 1)
 
     def forward(self, x):
@@ -55,8 +54,8 @@ class SignAfterAdd(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.inp = input_quant()
-        self.c0, self.b0, self.a0 = _conv(3, 6, 3, 1), _bn(6, 2), _sign()
-        self.c1, self.b1, self.a1 = _conv(6, 6, 3), _bn(6, 3), _sign()
+        self.c0, self.b0, self.a0 = _conv(3, 6, 3, 1), random_bn(6, 2), _sign()
+        self.c1, self.b1, self.a1 = _conv(6, 6, 3), random_bn(6, 3), _sign()
         self.a2 = _sign()
         self.cls = _conv(6, 3, 1)
 
@@ -82,8 +81,8 @@ class ScaledSignPaddedAndAdded(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.inp = input_quant()
-        self.c0, self.b0, self.a0 = _conv(3, 5, 3, 1), _bn(5, 4), _sign(0.5)
-        self.c1, self.b1, self.a1 = _conv(5, 5, 3), _bn(5, 5), _sign(0.5)
+        self.c0, self.b0, self.a0 = _conv(3, 5, 3, 1), random_bn(5, 4), _sign(0.5)
+        self.c1, self.b1, self.a1 = _conv(5, 5, 3), random_bn(5, 5), _sign(0.5)
         self.a2 = _sign(0.5)
         self.cls = _conv(5, 3, 1)
 
@@ -99,5 +98,30 @@ def test_scaled_sign_read_by_pad_and_add(tmp_path):
     torch.manual_seed(0)
     model = ScaledSignPaddedAndAdded().eval()
     result, cmp = lower_and_compare(model, pixels((2, 3, 7, 7), 13), tmp_path)
+    assert "FMPadding" in [n.op_type for n in result.model.graph.node]
+    assert cmp.labels_equal and cmp.passed, cmp
+
+
+class ScaledSignUpsampledThenPadded(nn.Module):
+    """A binary activation of scale 1/2, upsampled, then padded with -1/2."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inp = input_quant()
+        self.c0, self.b0, self.a0 = _conv(3, 4, 3, 1), random_bn(4, 6), _sign(0.5)
+        self.up = nn.Upsample(scale_factor=2, mode="nearest")
+        self.c1, self.b1, self.a1 = _conv(4, 5, 3), random_bn(5, 7), _sign(0.5)
+        self.cls = _conv(5, 3, 1)
+
+    def forward(self, x):
+        a = self.up(self.a0(self.b0(self.c0(self.inp(x)))))
+        return self.cls(self.a1(self.b1(self.c1(F.pad(a, (1, 1, 1, 1), value=-0.5)))))
+
+
+def test_scale_moves_past_upsampling_to_the_pad(tmp_path):
+    """The scale sat behind the upsampling, so the pad value stayed -0.5 (refused)."""
+    torch.manual_seed(0)
+    model = ScaledSignUpsampledThenPadded().eval()
+    result, cmp = lower_and_compare(model, pixels((2, 3, 4, 5), 17), tmp_path)
     assert "FMPadding" in [n.op_type for n in result.model.graph.node]
     assert cmp.labels_equal and cmp.passed, cmp
