@@ -29,7 +29,7 @@ from qonnx.util.cleanup import cleanup_model
 
 from hw_gen.errors import HwGenError, UnmappedNodesError
 from hw_gen.folding import apply_folding, is_hw
-from hw_gen.lowering import interface, padding, rounding, software_ops
+from hw_gen.lowering import activation_tags, interface, padding, rounding, software_ops
 from hw_gen.lowering.xnor import ConvertBipolarToXnor
 from hw_gen.lowering.widths import check_datatypes, minimize_widths
 
@@ -61,7 +61,9 @@ def qonnx_to_finn(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
     from finn.transformation.qonnx.convert_qonnx_to_finn import ConvertQONNXtoFINN
 
     model = model.transform(rounding.RecordHalfEvenQuantizers())
+    model = model.transform(activation_tags.RecordActivationQuants())
     model = model.transform(ConvertQONNXtoFINN())
+    model = model.transform(activation_tags.TagActivationTensors())
     return model.transform(rounding.TagHalfEvenThresholds())
 
 
@@ -90,6 +92,7 @@ def _layout_cleanup(model: ModelWrapper) -> ModelWrapper:
         reorder.MakeMaxPoolNHWC(),
         reorder.MakeScaleResizeNHWC(),
         absorb.AbsorbTransposeIntoMultiThreshold(),
+        activation_tags.TagTransposeInputs(),
         absorb.AbsorbTransposeIntoResize(),
         reorder.MoveTransposePastJoinAdd(),
         reorder.MoveTransposePastJoinConcat(),
