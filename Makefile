@@ -6,7 +6,7 @@ CONSTRAINTS := requirements/constraints.txt
 PIP := $(PY) -m pip install --disable-pip-version-check -q -c $(CONSTRAINTS)
 STAMP := $(VENV)/.setup-done
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test bench clean
 
 setup: $(STAMP)
 
@@ -23,6 +23,10 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) bench/sim_conv.py --out bench/sim_conv.json
+	$(PY) bench/sim_vs_torch_finn.py
 
 clean:
 	rm -rf build/ demo_out/ .pytest_cache

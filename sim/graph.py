@@ -1,5 +1,6 @@
-"""Run a bundle: nodes in topological order, one kernel each, outputs checked against the
-declared shapes and wrapped to the declared data types of hardware layers."""
+"""Run a bundle: nodes in topological order, one kernel each (or one fused kernel for a pair),
+outputs checked against the declared shapes and wrapped to the declared data types of
+hardware layers."""
 
 from __future__ import annotations
 
@@ -50,7 +51,8 @@ def run(
 
     Returns the graph outputs by name, or with ``return_all`` every tensor the run produced
     (graph inputs and all intermediates, by tensor name). ``on_node`` is called after each
-    node (e.g. to advance a progress bar).
+    node (e.g. to advance a progress bar). Without ``return_all``, pairs of nodes that have
+    a fused kernel run together and the tensor between them is not built.
     """
     missing = [t.name for t in bundle.inputs if t.name not in inputs]
     if missing:
