@@ -47,23 +47,25 @@ def stand_in_network():
     )
     from torch import nn
 
-    def block(cin, cout, stride=1, dilation=1):
-        return nn.Sequential(
-            qnn.QuantConv2d(cin, cout, 3, stride=stride, padding=dilation, dilation=dilation,
-                            bias=False, weight_quant=SignedBinaryWeightPerTensorConst),
-            nn.BatchNorm2d(cout),
-            qnn.QuantIdentity(act_quant=SignedBinaryActPerTensorConst),
-        )
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from lowering_nets import binary_block, randomize_bn
 
     class StandIn(nn.Module):
         def __init__(self, w: int, classes: int) -> None:
             super().__init__()
             self.inp = qnn.QuantIdentity(act_quant=Uint8ActPerTensorFloat)
-            self.stem = block(3, w)
-            self.down1, self.enc1 = block(w, 2 * w, 2), block(2 * w, 2 * w)
-            self.down2, self.enc2 = block(2 * w, 4 * w, 2), block(4 * w, 4 * w)
-            self.down3, self.ctx = block(4 * w, 4 * w, 2), block(4 * w, 4 * w, dilation=2)
-            self.dec2, self.dec1, self.dec0 = block(8 * w, 2 * w), block(4 * w, w), block(2 * w, w)
+            self.stem = binary_block(3, w)
+            self.down1, self.enc1 = binary_block(w, 2 * w, 2), binary_block(2 * w, 2 * w)
+            self.down2, self.enc2 = binary_block(2 * w, 4 * w, 2), binary_block(4 * w, 4 * w)
+            self.down3 = binary_block(4 * w, 4 * w, 2)
+            self.ctx = nn.Sequential(  # binary_block with dilation 2
+                qnn.QuantConv2d(4 * w, 4 * w, 3, padding=2, dilation=2, bias=False,
+                                weight_quant=SignedBinaryWeightPerTensorConst),
+                nn.BatchNorm2d(4 * w),
+                qnn.QuantIdentity(act_quant=SignedBinaryActPerTensorConst),
+            )
+            self.dec2 = binary_block(8 * w, 2 * w)
+            self.dec1, self.dec0 = binary_block(4 * w, w), binary_block(2 * w, w)
             self.up = nn.Upsample(scale_factor=2, mode="nearest")
             self.head = qnn.QuantConv2d(w, classes, 1, bias=False,
                                         weight_quant=SignedBinaryWeightPerTensorConst)
@@ -78,17 +80,7 @@ def stand_in_network():
             return self.head(self.dec0(torch.cat([self.up(d1), e0], 1)))
 
     torch.manual_seed(SEED)
-    model = StandIn(WIDTH, CLASSES)
-    g = torch.Generator().manual_seed(SEED)
-    with torch.no_grad():
-        for bn in model.modules():
-            if isinstance(bn, nn.BatchNorm2d):
-                n = bn.num_features
-                bn.running_mean.copy_(torch.rand(n, generator=g) * 6 - 3)
-                bn.running_var.copy_(torch.rand(n, generator=g) * 1.5 + 0.5)
-                bn.weight.copy_(torch.rand(n, generator=g) * 2 - 1)
-                bn.bias.copy_(torch.rand(n, generator=g) * 2 - 1)
-    return model.eval()
+    return randomize_bn(StandIn(WIDTH, CLASSES), SEED)
 
 
 def best_of(fn, repeat: int) -> tuple[float, float]:

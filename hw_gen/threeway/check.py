@@ -30,28 +30,30 @@ from hw_gen.lowering.execute import finn_execute, graph_input
 from hw_gen.lowering.interface import LABELS_NAME
 from hw_gen.lowering.pipeline import STEP_NAMES, step_path
 from hw_gen.threeway.compare import decode, mismatch
-from hw_gen.threeway.reference import Reference, qonnx_reference, torch_reference
+from hw_gen.threeway.reference import Activation, Reference, qonnx_reference, torch_reference
 from hw_gen.threeway.result import EQUAL, LABELS, StepCheck, TensorCheck, ThreeWayResult
 from hw_gen.threeway.ties import with_pending_ties
 from sim.kernels import get_kernel, normalise_op_type
 
 Context = dict[str, np.ndarray]
+# An engine's run: (every tensor, or None; why it did not run, by design; what failed)
+Outcome = tuple[Context | None, str | None, str | None]
 
 
 def _specialized(model: ModelWrapper) -> list[str]:
     return [n.op_type for n in model.graph.node if n.op_type.endswith(("_hls", "_rtl"))]
 
 
-def run_finn(model: ModelWrapper, x: np.ndarray, log: Path) -> tuple[Context | None, str | None, str | None]:
-    """(every tensor, why not run, error) of FINN's Python execution of ``model``."""
-    special = _specialized(model)
-    if special:
+def run_finn(model: ModelWrapper, x: np.ndarray, log: Path) -> Outcome:
+    """FINN's Python execution of ``model`` on ``x``."""
+    if _specialized(model):
         return None, "FINN executes specialized (_hls/_rtl) layers only in C++/RTL simulation", None
     try:
         with finn_log(log):
             return finn_execute(model, x, return_context=True), None, None
     except Exception as exc:  # FINN and onnxruntime raise many types
-        return None, None, f"FINN's execution failed: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        return None, None, f"FINN's execution failed: {type(exc).__name__}: {first}"
 
 
 def _unsupported(model: ModelWrapper) -> list[str]:
@@ -60,11 +62,9 @@ def _unsupported(model: ModelWrapper) -> list[str]:
     return sorted(ops)
 
 
-def run_sim(
-    model: ModelWrapper, x: np.ndarray, ran_before: bool
-) -> tuple[Context | None, str | None, str | None]:
-    """(every tensor, why not run, error) of sim on ``model``. A graph with ops sim has no
-    kernel for is not run, unless sim already ran an earlier step (then it is an error)."""
+def run_sim(model: ModelWrapper, x: np.ndarray, ran_before: bool) -> Outcome:
+    """sim on ``model`` and ``x``. A graph with ops sim has no kernel for is not run, unless
+    sim already ran an earlier step (then it is an error)."""
     try:
         bundle = to_sim_bundle(model)
     except BundleError as exc:
@@ -92,6 +92,32 @@ def check_step(
 ) -> StepCheck:
     """Compare one step graph, in FINN's execution and in sim, with ``reference``."""
     record = StepCheck(step)
+    contexts = _run_engines(record, model, reference.x, sim_ran_before, log)
+    fused = fused_activations(model)
+    found = counterparts(model, reference)
+    for unknown in sorted(set(found) - set(reference.by_id())):
+        record.errors.append(f"tensor {found[unknown][0][0]} is tagged with {unknown}, "
+                             "which is no activation of the reference")
+    for act in reference.activations:
+        if act.id in fused:
+            record.fused[act.id] = fused[act.id]
+        elif not found.get(act.id):
+            record.errors.append(f"activation {act.id} ({act.source}) has no tensor in the "
+                                 "graph and is not listed as fused")
+        else:
+            record.tensors += [_tensor_check(model, act, tensor, tag, contexts)
+                               for tensor, tag in found[act.id]]
+    labels = _labels_check(model, reference, contexts)
+    if labels is not None:
+        record.tensors.append(labels)
+    return record
+
+
+def _run_engines(
+    record: StepCheck, model: ModelWrapper, x: np.ndarray, sim_ran_before: bool, log: Path
+) -> dict[str, Context]:
+    """Every tensor of FINN's execution and of sim, for the engines that ran (noted in
+    ``record`` with the reasons of those that did not and the failures)."""
     executed, moved = with_pending_ties(model)
     if moved:
         record.notes.append(
@@ -100,8 +126,8 @@ def check_step(
         )
     contexts: dict[str, Context] = {}
     for engine, (ctx, why_not, error) in (
-        ("finn", run_finn(executed, reference.x, log)),
-        ("sim", run_sim(executed, reference.x, sim_ran_before)),
+        ("finn", run_finn(executed, x, log)),
+        ("sim", run_sim(executed, x, sim_ran_before)),
     ):
         if ctx is not None:
             contexts[engine] = ctx
@@ -110,39 +136,22 @@ def check_step(
             record.not_run[engine] = why_not
         if error:
             record.errors.append(error)
-    fused = fused_activations(model)
-    found = counterparts(model, reference)
-    known = reference.by_id()
-    for unknown in sorted(set(found) - set(known)):
-        record.errors.append(f"tensor {found[unknown][0][0]} is tagged with {unknown}, "
-                             "which is no activation of the reference")
-    for act in reference.activations:
-        if act.id in fused:
-            record.fused[act.id] = fused[act.id]
+    return contexts
+
+
+def _tensor_check(
+    model: ModelWrapper, act: Activation, tensor: str, tag: dict, contexts: dict[str, Context]
+) -> TensorCheck:
+    check = TensorCheck(act.id, tensor, "", int(act.values.size))
+    dtype = model.get_tensor_datatype(tensor)
+    for engine, ctx in contexts.items():
+        if tensor not in ctx:
+            check.engines[engine] = "tensor not computed"
             continue
-        tensors = found.get(act.id)
-        if not tensors:
-            record.errors.append(f"activation {act.id} ({act.source}) has no tensor in the "
-                                 "graph and is not listed as fused")
-            continue
-        for tensor, tag in tensors:
-            check = TensorCheck(act.id, tensor, "", int(act.values.size))
-            dtype = model.get_tensor_datatype(tensor)
-            for engine, ctx in contexts.items():
-                if tensor not in ctx:
-                    check.engines[engine] = "tensor not computed"
-                    continue
-                decoded = decode(ctx[tensor], act, tag, dtype)
-                check.how = decoded.how
-                if decoded.error:
-                    check.engines[engine] = decoded.error
-                    continue
-                check.engines[engine] = _verdict(decoded.values, act.values)
-            record.tensors.append(check)
-    labels = _labels_check(model, reference, contexts)
-    if labels is not None:
-        record.tensors.append(labels)
-    return record
+        decoded = decode(ctx[tensor], act, tag, dtype)
+        check.how = decoded.how
+        check.engines[engine] = decoded.error or _verdict(decoded.values, act.values)
+    return check
 
 
 def _verdict(got: np.ndarray, want: np.ndarray) -> str:
@@ -153,7 +162,9 @@ def _verdict(got: np.ndarray, want: np.ndarray) -> str:
             f"{diff.got} where the reference has {diff.want}")
 
 
-def _labels_check(model: ModelWrapper, reference: Reference, contexts: dict[str, Context]) -> TensorCheck | None:
+def _labels_check(
+    model: ModelWrapper, reference: Reference, contexts: dict[str, Context]
+) -> TensorCheck | None:
     if reference.labels is None or LABELS_NAME not in [o.name for o in model.graph.output]:
         return None
     want = reference.labels.astype(np.int64)
@@ -192,7 +203,9 @@ def check_lowering(
     return result
 
 
-def check_against_torch(torch_model, out_dir: str | Path, x: np.ndarray, **kwargs) -> ThreeWayResult:
+def check_against_torch(
+    torch_model, out_dir: str | Path, x: np.ndarray, **kwargs
+) -> ThreeWayResult:
     """The three-way check of the lowering in ``out_dir`` with ``torch_model`` on ``x``."""
     init_finn(Path(out_dir) / "finn_build")
     qonnx = ModelWrapper(str(step_path(out_dir, "qonnx_cleanup")))

@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from qonnx.core.datatype import DataType
-from hw_gen.threeway.reference import Activation
+
+from hw_gen.errors import HwGenError
+from hw_gen.threeway.reference import Activation, to_integers
 
 
 @dataclass
@@ -45,18 +47,18 @@ def decode(
             return Decoded(None, "xnor", "BINARY tensor holds values other than 0 and 1")
         return Decoded(2 * bits - 1, " ".join(how + ["xnor 2b-1"]))
     if dtype.is_integer():
-        ints = v.astype(np.int64) if v.dtype.kind == "f" else v.astype(np.int64, copy=False)
+        ints = v.astype(np.int64, copy=False)
         if v.dtype.kind == "f" and not np.array_equal(ints, v):
             return Decoded(None, " ".join(how), f"{dtype.name} tensor holds non-integers")
         return Decoded(ints, " ".join(how + [dtype.name]))
     scale = np.asarray(tag.get("scale", 1.0), dtype=np.float64)
-    ratio = np.asarray(v, dtype=np.float64) / scale
-    ints = np.rint(ratio)
     # the float product scale * q may carry a rounding error: the integer is what is compared
-    if ratio.size and float(np.max(np.abs(ratio - ints))) > 1e-3:
-        return Decoded(None, " ".join(how), f"{dtype.name} tensor is off the grid of scale {tag.get('scale')}")
-    what = "float" if float(np.max(np.abs(scale - 1.0))) == 0.0 else "float / scale"
-    return Decoded(ints.astype(np.int64), " ".join(how + [what]))
+    try:
+        ints = to_integers(v, scale, f"{dtype.name} tensor")
+    except HwGenError as exc:
+        return Decoded(None, " ".join(how), str(exc))
+    what = "float" if np.all(scale == 1.0) else "float / scale"
+    return Decoded(ints, " ".join(how + [what]))
 
 
 @dataclass

@@ -87,7 +87,9 @@ def qonnx_activations(model: ModelWrapper, x: np.ndarray) -> tuple[list[Activati
     return acts, logits
 
 
-def _torch_activations(torch_model, x: np.ndarray) -> tuple[list[tuple[str, np.ndarray]], np.ndarray]:
+def _torch_activations(
+    torch_model, x: np.ndarray
+) -> tuple[list[tuple[str, np.ndarray]], np.ndarray]:
     """(quantizer module name, integers) in execution order, and the model's output."""
     import torch
     from brevitas.proxy.runtime_quant import ActQuantProxyFromInjectorBase

@@ -83,7 +83,8 @@ class ThreeWayResult:
 
     def table(self) -> str:
         """One line per step: engines, activations/tensors/integers compared, verdict."""
-        head = f"{'step':<18} {'ran':<9} {'acts':>4} {'tensors':>7} {'integers':>10} {'labels':>6}  result"
+        head = (f"{'step':<18} {'ran':<9} {'acts':>4} {'tensors':>7} {'integers':>10} "
+                f"{'labels':>6}  result")
         lines = [head, "-" * len(head)]
         for s in self.steps:
             labels = next((t for t in s.tensors if t.activation == LABELS), None)

@@ -4,11 +4,12 @@ Brevitas rounds half to even; a MultiThreshold fires on ``x >= T`` (half up). Th
 tags the thresholds that come from multi-bit quantizers (``hwgen_half_even``) and fixes them
 in the streamline step, once their inputs are integers (:mod:`hw_gen.lowering.rounding`).
 Until then a step graph rounds exact ties up, and everything downstream of such a tie
-differs from torch. Only thresholds on float inputs are excused this way: on an integer
-input the fix is due, and a graph that still owes it there is compared as it is. To check those steps exactly, the check executes a copy in which each
+differs from torch. To check those steps exactly, the check executes a copy in which each
 pending threshold whose upper level is odd becomes the next float32 above it: for a float32
 input, ``x >= nextafter(T)`` is ``x > T``, half to even at an exact tie and unchanged
-elsewhere. The saved step graphs are not modified.
+elsewhere. The saved step graphs are not modified. Only thresholds on float inputs are
+excused this way: on an integer input the fix is due, and a graph that still owes it there
+is compared as it is.
 """
 
 from __future__ import annotations
