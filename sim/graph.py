@@ -79,11 +79,11 @@ def run(
             producer, producer_args = deferred.pop(node.inputs[0])
             produced = _run_fused(producer, node, producer_args, args[1:], batch)
             if produced is None:  # the fused kernel declined: run both as usual
-                context.update(_run_node(producer, producer_args, batch))
-                produced = _run_node(node, _arguments(node, context, bundle, batch, {}), batch)
+                context.update(run_node(producer, producer_args, batch))
+                produced = run_node(node, _arguments(node, context, bundle, batch, {}), batch)
             context.update(produced)
         else:
-            context.update(_run_node(node, args, batch))
+            context.update(run_node(node, args, batch))
         if on_node is not None:
             on_node(node)
 
@@ -153,7 +153,8 @@ def _run_fused(
     return _finish(consumer, get_kernel(consumer.op_type, consumer.hw), result, batch)
 
 
-def _run_node(node: Node, args: list[np.ndarray], batch: int) -> dict[str, np.ndarray]:
+def run_node(node: Node, args: list[np.ndarray], batch: int) -> dict[str, np.ndarray]:
+    """Run one node's kernel on ``args`` and wrap hardware outputs to their declared types."""
     spec = get_kernel(node.op_type, node.hw)
     if spec is None:
         kind = "hardware layer" if node.hw else "op"
