@@ -90,7 +90,7 @@ def run_lowering(
                             target_fps=target_fps, folding_config=folding_config)
     start = 0
     last = None
-    model = _load(model_path)
+    model = load_model(model_path)
     if resume:
         done = [n for n in STEP_NAMES if step_path(out, n).exists()]
         if done and ctx_path.exists():
@@ -128,7 +128,8 @@ def run_lowering(
     return run
 
 
-def _load(model_path: str | Path) -> ModelWrapper:
+def load_model(model_path: str | Path) -> ModelWrapper:
+    """An ONNX model from a file; a one-line error for a missing or unreadable file."""
     path = Path(model_path)
     if not path.exists():
         raise HwGenError(f"model file not found: {path}")
