@@ -29,8 +29,17 @@ from qonnx.util.cleanup import cleanup_model
 
 from hw_gen.errors import HwGenError, UnmappedNodesError
 from hw_gen.folding import apply_folding, is_hw
-from hw_gen.lowering import bipolar, interface, layout, mbu, padding, resize, rounding
-from hw_gen.lowering import software_ops
+from hw_gen.lowering import (
+    activation_tags,
+    bipolar,
+    interface,
+    layout,
+    mbu,
+    padding,
+    resize,
+    rounding,
+    software_ops,
+)
 from hw_gen.lowering.joins import MoveScalesPastJoins
 from hw_gen.lowering.xnor import ConvertBipolarToXnor, InferXnorMatrixVectorActivation
 from hw_gen.lowering.widths import check_datatypes, minimize_widths
@@ -63,8 +72,10 @@ def qonnx_to_finn(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
     from finn.transformation.qonnx.convert_qonnx_to_finn import ConvertQONNXtoFINN
 
     model = model.transform(rounding.RecordHalfEvenQuantizers())
+    model = model.transform(activation_tags.RecordActivationQuants())
     model = model.transform(bipolar.UnitScaleBipolarQuant())
     model = model.transform(ConvertQONNXtoFINN())
+    model = model.transform(activation_tags.TagActivationTensors())
     return model.transform(rounding.TagHalfEvenThresholds())
 
 
@@ -106,6 +117,7 @@ def _layout_cleanup(model: ModelWrapper) -> ModelWrapper:
         reorder.MakeMaxPoolNHWC(),
         reorder.MakeScaleResizeNHWC(),
         absorb.AbsorbTransposeIntoMultiThreshold(),
+        activation_tags.TagTransposeInputs(),
         layout.AbsorbTransposeIntoResize(),
         reorder.MoveTransposePastJoinAdd(),
         reorder.MoveTransposePastJoinConcat(),
