@@ -57,15 +57,16 @@ def test_demo_export_matches_torch(demo_export):
     torch.manual_seed(1)
     result = check_export(model, path, torch.rand(2, 3, 32, 32))
     assert result.ok, result
-    # the input quantizer and all ten binary activations, each integer for integer
-    assert len(result.integer_tensors_checked) == 11
+    # the input quantizer and all eleven binary activations (the MBU's included), each integer
+    # for integer
+    assert len(result.integer_tensors_checked) == 12
 
 
 def test_demo_export_is_finn_ready(demo_export):
     _, path = demo_export
     model = ModelWrapper(str(path))
     pads = model.get_nodes_by_op_type("Pad")
-    assert len(pads) == 9
+    assert len(pads) == 9 + 4  # the MBU pads each of its four branches
     for pad in pads:
         assert model.find_producer(pad.input[0]).op_type in ("BipolarQuant", "Concat", "Resize")
         assert model.get_initializer(pad.input[2]).tolist() == -1.0
@@ -87,7 +88,8 @@ def test_finn_rewrites_change_no_value(demo_export, tmp_path):
     x = torch.rand(1, 3, 32, 32)
     raw = export_qonnx(model, x, tmp_path / "raw.onnx", for_finn=False)
     raw_types, ready_types = _op_types(raw), _op_types(ready)
-    assert "Mul" not in raw_types and ready_types.count("Mul") >= 10
+    # in the raw export the only Muls are the MBU's four branch gates
+    assert raw_types.count("Mul") == 4 and ready_types.count("Mul") >= 10 + 4
     outputs = []
     for path in (raw, ready):
         wrapped = ModelWrapper(str(path))
@@ -97,7 +99,7 @@ def test_finn_rewrites_change_no_value(demo_export, tmp_path):
     raw_model = ModelWrapper(str(raw))
     scale = float(model.stem.act.scale().detach())
     constants = [float(raw_model.get_initializer(p.input[2])) for p in raw_model.get_nodes_by_op_type("Pad")]
-    assert len(constants) == 9 and all(c < 0 for c in constants)
+    assert len(constants) == 9 + 4 and all(c < 0 for c in constants)
     assert any(c == np.float32(-scale) for c in constants)
 
 
