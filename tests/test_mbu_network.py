@@ -15,6 +15,7 @@ from torch import nn
 from brevitas_models.export import export_qonnx
 from brevitas_models.layers import BinaryAct, BinaryConvBlock, Classifier, InputBlock
 from brevitas_models.mbu import MultiBranchUpsample
+from brevitas_models.nets import build as build_network
 from hw_gen.build import build
 from hw_gen.errors import HwGenError
 from hw_gen.lowering import lower
@@ -44,18 +45,25 @@ class MBUNet(nn.Module):
         return self.head(self.up2(self.down2(self.up1(self.down1(self.stem(x))))))
 
 
-def random_net(seed: int) -> MBUNet:
+def randomized(net: nn.Module, seed: int) -> nn.Module:
+    """Random batch norms (negative gammas too: the lowering flips those channels), gates and
+    activation scales."""
     torch.manual_seed(seed)
-    net = MBUNet()
-    randomize_bn(net, seed)  # negative gammas too: the lowering flips those channels
+    randomize_bn(net, seed)
     with torch.no_grad():
-        net.up1.gate_logit.normal_(0.0, 2.0)
-        net.up1.log_beta.uniform_(-1.0, 1.0)
-        for act in net.modules():
-            if isinstance(act, BinaryAct):
-                for p in act.parameters():
+        for block in net.modules():
+            if isinstance(block, MultiBranchUpsample) and block.gated:
+                block.gate_logit.normal_(0.0, 2.0)
+                block.log_beta.uniform_(-1.0, 1.0)
+            if isinstance(block, BinaryAct):
+                for p in block.parameters():
                     p.uniform_(-2.0, 1.0)
     return net.eval()
+
+
+def random_net(seed: int) -> MBUNet:
+    torch.manual_seed(seed)
+    return randomized(MBUNet(), seed)
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +83,9 @@ def built(exported, tmp_path_factory):
     return build(path, out / "build", input_npy=out / "x.npy", stop_after="codegen"), x
 
 
-def _sign_integers(net: MBUNet, x: np.ndarray) -> dict[str, np.ndarray]:
-    """The two blocks' sign outputs (-1/+1) in torch, NHWC."""
+def _sign_integers(net: nn.Module, blocks: dict[str, MultiBranchUpsample],
+                   x: np.ndarray) -> dict[str, np.ndarray]:
+    """The blocks' sign outputs (-1/+1) in torch, NHWC."""
     found = {}
 
     def keep(name):
@@ -85,8 +94,7 @@ def _sign_integers(net: MBUNet, x: np.ndarray) -> dict[str, np.ndarray]:
             found[name] = np.round((value / module.scale()).numpy()).astype(np.int64)
         return hook
 
-    handles = [net.up1.act.register_forward_hook(keep("up1")),
-               net.up2.act.register_forward_hook(keep("up2"))]
+    handles = [block.act.register_forward_hook(keep(name)) for name, block in blocks.items()]
     with torch.no_grad():
         net(torch.as_tensor(x))
     for h in handles:
@@ -110,15 +118,21 @@ def test_build_passes_and_csim_compares_the_layer(built):
 def test_finn_execution_equals_torch(exported, built):
     net, _ = exported
     result, x = built
-    before = ModelWrapper(str(step_path(result.out_dir, "widths")))
+    check_blocks_against_torch(result.out_dir, net, {"up1": net.up1, "up2": net.up2}, x)
+
+
+def check_blocks_against_torch(out_dir, net: nn.Module, blocks: dict[str, MultiBranchUpsample],
+                               x: np.ndarray) -> None:
+    """FINN's execution of the lowered graph (before specialization) == torch: labels, logits
+    and each block's sign output, integer for integer."""
+    before = ModelWrapper(str(step_path(out_dir, "widths")))
     comparison = compare_finn_with_torch(before, net, x)
     assert comparison.passed and comparison.labels_equal, comparison
-    # the blocks' binary outputs, integer for integer
     ours = [n for n in before.graph.node if n.op_type == "MultiBranchUpsample"]
-    assert len(ours) == 2
+    assert len(ours) == len(blocks)
     context = finn_execute(before, x, return_context=True)
-    signs = _sign_integers(net, x)
-    for node, name in zip(ours, ("up1", "up2")):
+    signs = _sign_integers(net, blocks, x)
+    for node, name in zip(ours, blocks):
         (threshold,) = before.find_consumers(node.output[0])
         assert threshold.op_type == "Thresholding"
         got = context[threshold.output[0]].reshape(signs[name].shape).astype(np.int64)
@@ -126,6 +140,20 @@ def test_finn_execution_equals_torch(exported, built):
             got = 2 * got - 1  # a sign that feeds an XNOR unit: bit 0 means -1
         assert np.array_equal(got, signs[name]), name
         assert 0.2 < (signs[name] > 0).mean() < 0.8, name  # not a constant map
+
+
+def test_demo_network_block_is_exact(tmp_path):
+    """The demo encoder-decoder (its decoder's last x2 is an MBU): C simulation of the layer on
+    the real data == sim, FINN's execution == torch."""
+    net = randomized(build_network("demo", width=4), 3)
+    assert isinstance(net.mbu, MultiBranchUpsample)
+    path = export_qonnx(net, pixels((1, 3, 16, 16)), tmp_path / "demo.onnx")
+    x = pixels((2, 3, 16, 16), seed=4).numpy()
+    np.save(tmp_path / "x.npy", x)
+    result = build(path, tmp_path / "build", input_npy=tmp_path / "x.npy", stop_after="csim_ours")
+    assert result.passed, result.summary()
+    assert result.step("csim_ours").compared["integers"] == 2 * 16 * 16 * 4
+    check_blocks_against_torch(result.out_dir, net, {"mbu": net.mbu}, x)
 
 
 def _set_gain(model: ModelWrapper, value: float) -> None:
