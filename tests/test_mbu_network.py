@@ -190,3 +190,28 @@ def test_lowering_refuses_a_block_that_does_not_fit(exported, tmp_path, edit, me
         lower(bad, tmp_path / "out", stop_after="multi_branch_upsampling")
     text = str(info.value)
     assert message in text and "(multi-branch upsampling block)" in text and "\n" not in text
+
+
+class ZeroPaddedConvUp(nn.Module):
+    """A user's style: a zero-padded binary conv straight into nearest x2 (not our block)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = InputBlock(3, 4)
+        self.conv = BinaryConvBlock(4, 4, self.stem.act, padding="zero").conv
+        self.bn = nn.BatchNorm2d(4)
+        self.act = BinaryAct(return_quant_tensor=True)
+        self.head = Classifier(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = nn.functional.interpolate(self.conv(self.stem(x)), scale_factor=2, mode="nearest")
+        return self.head(self.act(self.bn(y)))
+
+
+def test_a_zero_padded_conv_before_a_resize_is_not_taken(tmp_path):
+    path = export_qonnx(randomized(ZeroPaddedConvUp(), 5), pixels((1, 3, 6, 8)),
+                        tmp_path / "user.onnx")
+    run = lower(path, tmp_path / "out", stop_after="multi_branch_upsampling").run
+    ops = [n.op_type for n in run.model.graph.node]
+    assert "Resize" in ops and "MultiBranchUpsample" not in ops
+    assert run.context.facts["multi_branch_upsampling"] == []

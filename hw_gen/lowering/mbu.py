@@ -22,8 +22,10 @@ norm (or per-channel ``Mul``) right after the Resize is negative, the pass negat
 channel's weights in every branch (``U -> -U``) and the batch norm's gamma and mean (or the
 ``Mul``), which leaves the function unchanged.
 
-A Resize fed (through Adds and constant Muls) by convolutions only is taken as such a block;
-anything in it that does not fit is refused with one line naming the node and what is wrong.
+A Resize fed (through Adds and constant Muls) only by convolutions whose inputs come from Pad
+nodes is taken as such a block (a user's zero-padded conv before a Resize is left to the other
+steps); anything in it that does not fit is refused with one line naming the node and what is
+wrong.
 """
 
 from __future__ import annotations
@@ -203,12 +205,22 @@ def _mode(model: ModelWrapper, resize: NodeProto) -> str:
                         "(align_corners=False) or nearest (torch's)")
 
 
+def _padded_explicitly(model: ModelWrapper, conv: NodeProto) -> bool:
+    """Whether the conv's input comes from a Pad node through scalar Muls (our models' -1
+    padding; a user's conv pads through its ``pads`` attribute)."""
+    producer = model.find_producer(conv.input[0])
+    while producer is not None and is_positive_scalar_mul(model, producer):
+        producer = model.find_producer(producer.input[0])
+    return producer is not None and producer.op_type == "Pad"
+
+
 def find_block(model: ModelWrapper, resize: NodeProto) -> Block | None:
-    """The block ending in ``resize``; None if the Resize is not fed by convolutions."""
+    """The block ending in ``resize``; None if the Resize is not fed by convolutions whose
+    inputs are padded by Pad nodes (anything else is left to the other steps)."""
     if resize.op_type != "Resize":
         return None
     ends = _branch_ends(model, resize.input[0])
-    if ends is None:
+    if ends is None or not all(_padded_explicitly(model, conv) for conv, _ in ends):
         return None
     mode = _mode(model, resize)
     branches = [_branch(model, conv, muls) for conv, muls in ends]
