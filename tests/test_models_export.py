@@ -1,6 +1,7 @@
 """QONNX export round trip (torch vs qonnx's executor), the FINN-ready rewrites, and FINN's
 QONNX-to-FINN conversion of the exported demo network."""
 
+import brevitas.nn as qnn
 import numpy as np
 import pytest
 import torch
@@ -10,7 +11,8 @@ from torch import nn
 
 from brevitas_models.errors import ModelError
 from brevitas_models.export import check_export, export_qonnx
-from brevitas_models.layers import BinaryConvBlock, Classifier, InputBlock
+from brevitas_models.layers import BinaryConvBlock, Classifier, InputBlock, binary_conv2d, shared_quant_identity
+from brevitas_models.quant import IntActPerTensor
 from brevitas_models.nets import build
 
 
@@ -39,6 +41,23 @@ class ZeroPaddedNet(nn.Module):
 
     def forward(self, x):
         return self.head(self.last(self.body(self.stem(x))))
+
+
+class ResidualNet(nn.Module):
+    """A skip stream on one shared 4-bit quantizer: the add is an integer add."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = InputBlock(3, 4)
+        self.conv = binary_conv2d(4, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4)
+        self.branch = qnn.QuantIdentity(act_quant=IntActPerTensor)
+        self.skip = shared_quant_identity(self.branch)
+        self.head = nn.Conv2d(4, 3, 1)
+
+    def forward(self, x):
+        e = self.stem(x)
+        return self.head(self.branch(self.bn(self.conv(e))) + self.skip(e))
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +100,25 @@ def test_zero_padded_net_export_matches_torch(tmp_path):
     assert "Pad" not in _op_types(path)
     result = check_export(model, path, torch.rand(3, 3, 16, 16))
     assert result.ok, result
+
+
+def test_shared_scale_residual_export_matches_torch(tmp_path):
+    model = _trained_a_little(ResidualNet())
+    path = export_qonnx(model, torch.rand(1, 3, 16, 16), tmp_path / "residual.onnx")
+    assert _op_types(path).count("Quant") >= 3
+    result = check_export(model, path, torch.rand(2, 3, 16, 16))
+    assert result.ok, result
+    assert len(result.integer_tensors_checked) == 4
+
+
+def test_check_export_catches_a_model_that_differs(tmp_path):
+    model = _trained_a_little(ZeroPaddedNet())
+    path = export_qonnx(model, torch.rand(1, 3, 16, 16), tmp_path / "zero.onnx")
+    with torch.no_grad():
+        model.body.bn.bias.add_(torch.tensor([3.0, 0, 0, 0, 0, 0]))  # channel 0 now always +1
+    result = check_export(model, path, torch.rand(2, 3, 16, 16))
+    assert not result.ok
+    assert len(result.integer_mismatches) >= 1
 
 
 def test_finn_rewrites_change_no_value(demo_export, tmp_path):
