@@ -50,6 +50,24 @@ def fold_own_layers(model: ModelWrapper, cycles: int | None) -> ModelWrapper:
     return model
 
 
+MVAU_MAX_SIMD_FOLD = 1024  # FINN's HLS MVAU needs SIMD >= MW / 1024
+
+
+def legalize_mvau_simd(model: ModelWrapper) -> ModelWrapper:
+    """Raise each HLS matrix-vector unit's SIMD to the smallest divisor of MW that FINN's HLS
+    code generation accepts (SIMD >= MW / 1024) when the folding left it below."""
+    for node in model.graph.node:
+        if not node.op_type.startswith("MVAU") or not is_hw(node):
+            continue
+        inst = getCustomOp(node)
+        mw, simd = inst.get_nodeattr("MW"), inst.get_nodeattr("SIMD")
+        if simd * MVAU_MAX_SIMD_FOLD >= mw:
+            continue
+        legal = next(d for d in range(simd, mw + 1) if mw % d == 0 and d * MVAU_MAX_SIMD_FOLD >= mw)
+        inst.set_nodeattr("SIMD", legal)
+    return model
+
+
 def apply_folding(
     model: ModelWrapper,
     target_fps: float | None,
@@ -74,4 +92,4 @@ def apply_folding(
 
         model = model.transform(SetFolding(target_cycles_per_frame=cycles,
                                            two_pass_relaxation=True))
-    return fold_own_layers(model, cycles)
+    return fold_own_layers(legalize_mvau_simd(model), cycles)

@@ -48,3 +48,23 @@ def test_bad_targets_and_configs(tmp_path):
     bad.write_text("{not json")
     with pytest.raises(HwGenError, match="not valid JSON"):
         apply_folding(upsample_graph(), None, 10.0, config=bad)
+
+
+def mvau_graph(mw, mh=16):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, mw])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, mh])
+    w = helper.make_tensor_value_info("w", TensorProto.FLOAT, [mw, mh])
+    node = helper.make_node(
+        "MVAU_hls", ["x", "w"], ["y"], domain="finn.custom_op.fpgadataflow.hls",
+        backend="fpgadataflow", name="mvau", MW=mw, MH=mh, SIMD=1, PE=1,
+        inputDataType="BINARY", weightDataType="BINARY", outputDataType="UINT16",
+        binaryXnorMode=1, noActivation=1,
+    )
+    return ModelWrapper(qonnx_make_model(helper.make_graph([node], "g", [x], [y], value_info=[w])))
+
+
+@pytest.mark.parametrize("mw, simd", [(1024, 1), (1152, 2), (3 * 1031, 1031), (2048 * 3, 6)])
+def test_least_parallelism_still_meets_finns_mvau_simd_rule(mw, simd):
+    """FINN's HLS MVAU refuses SIMD < MW / 1024; the smallest divisor of MW above it is taken."""
+    model = apply_folding(mvau_graph(mw), target_fps=None, clk_ns=10.0)
+    assert getCustomOp(model.graph.node[0]).get_nodeattr("SIMD") == simd
