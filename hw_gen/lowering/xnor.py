@@ -96,6 +96,8 @@ def _split_sign(model: ModelWrapper, sign) -> None:
     twin.output[0] = out
     shape = model.get_tensor_shape(sign.output[0])
     model.graph.value_info.append(helper.make_tensor_value_info(out, TensorProto.FLOAT, shape))
+    # typed now: the MatMuls it feeds are recognised as bipolar before types are re-inferred
+    model.set_tensor_datatype(out, model.get_tensor_datatype(sign.output[0]))
     model.graph.node.insert(list(model.graph.node).index(sign) + 1, twin)
     for consumer in xnor_side:
         for i, t in enumerate(consumer.input):
@@ -117,12 +119,12 @@ class ConvertBipolarToXnor(Transformation):
                 _split_sign(model, sign)
         # after splitting, recollect: the XNOR-side signs
         matmuls = [n for n in model.graph.node if _is_bipolar_matmul(model, n)]
-        for mm in matmuls:
-            for sign in signs_behind(model, mm.input[0]):
-                if attr(sign, "out_dtype") == "BIPOLAR":
-                    set_attr(sign, "out_dtype", "BINARY")
-                    set_attr(sign, "out_scale", 1.0)
-                    set_attr(sign, "out_bias", 0.0)
+        # all found before any is retyped: a sign may feed several MatMuls
+        xnor_signs = {id(s): s for mm in matmuls for s in signs_behind(model, mm.input[0])}
+        for sign in xnor_signs.values():
+            set_attr(sign, "out_dtype", "BINARY")
+            set_attr(sign, "out_scale", 1.0)
+            set_attr(sign, "out_bias", 0.0)
         outputs = [mm.output[0] for mm in matmuls]
         model = model.transform(InferDataTypes())
         for out in outputs:
