@@ -26,6 +26,7 @@ STEPS: list[tuple[str, S.StepFn]] = [
     ("qonnx_to_finn", S.qonnx_to_finn),
     ("tidy", S.tidy),
     ("upsampling", S.upsampling),
+    ("attention", S.attention_layers),
     ("binary_padding", S.binary_padding),
     ("streamline", S.streamline),
     ("output_interface", S.output_interface),

@@ -29,7 +29,7 @@ from qonnx.util.cleanup import cleanup_model
 
 from hw_gen.errors import HwGenError, UnmappedNodesError
 from hw_gen.folding import apply_folding, is_hw
-from hw_gen.lowering import interface, padding, resize, rounding, software_ops
+from hw_gen.lowering import attention, interface, padding, resize, rounding, software_ops
 from hw_gen.lowering.xnor import ConvertBipolarToXnor
 from hw_gen.lowering.widths import check_datatypes, minimize_widths
 
@@ -79,6 +79,10 @@ def tidy(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
 def upsampling(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
     model = model.transform(resize.MoveAffinePastBilinearResize())
     return model.transform(resize.LowerBilinearResize())
+
+
+def attention_layers(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
+    return attention.lower_attention(model)
 
 
 def binary_padding(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
@@ -193,6 +197,7 @@ def to_hw(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
     import finn.transformation.streamline.absorb as absorb
     from finn.transformation.move_reshape import RemoveCNVtoFCFlatten
 
+    model = attention.fuse_rebinarization(model)
     model = _keep_float_thresholds_in_software(model, hide=True)
     for t in (
         bmva.InferBinaryMatrixVectorActivation(),

@@ -65,4 +65,6 @@ def get_kernel(op_type: str, hw: bool) -> KernelSpec | None:
 
 
 # Importing the kernel modules fills the registry.
-from sim.kernels import elementwise, matrix, onnx_ops, streams, upsample, window  # noqa: E402,F401
+from sim.kernels import (  # noqa: E402,F401
+    attention, elementwise, matrix, onnx_ops, streams, upsample, window,
+)
