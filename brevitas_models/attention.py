@@ -299,14 +299,25 @@ class BinaryAxialAttention(nn.Module):
 
 
 def attention_ops(height: int, width: int, channels: int, proj_channels: int,
-                  mode: str = "axial") -> dict[str, int]:
-    """Operation counts of the activation-by-activation part (projections excluded) at one
-    frame: ``affinity`` (dot products of d-channel Q, K pairs, counted per channel) and
-    ``aggregation`` (weight x value multiply-accumulates). ``"axial"``: every pixel pairs with
-    the W pixels of its row and the H of its column; ``"full"``: with all H*W pixels."""
+                  mode: str = "axial", weight_bits: int = 8, value_bits: int = 1) -> dict[str, int]:
+    """Operation counts of the activation-by-activation part (projections excluded) for one
+    frame, in the convention OPs = BOPs / 64 + FLOPs (a multiply-accumulate is one op).
+
+    ``"axial"``/``"full"`` (binary): each pixel pairs with the W + H pixels of its row and
+    column, or with all H*W; per pair a d-bit XNOR popcount (d BOPs) and C weight x value
+    products (``weight_bits * value_bits`` BOPs each); FLOPs are the fixed-point steps per
+    pixel (axial: a reciprocal, C scalings, C column divisions; full: one division per
+    channel). ``"float"``: full-precision non-local attention over all pairs: d + C
+    multiply-accumulates and one exponential per pair, C normalizations per pixel.
+    """
     n = height * width
-    partners = height + width if mode == "axial" else n
-    if mode not in ("axial", "full"):
-        raise ValueError(f"attention_ops: mode must be axial or full, not {mode!r}")
-    return {"pairs": n * partners, "affinity": n * partners * proj_channels,
-            "aggregation": n * partners * channels}
+    if mode not in ("axial", "full", "float"):
+        raise ValueError(f"attention_ops: mode must be axial, full or float, not {mode!r}")
+    pairs = n * (height + width) if mode == "axial" else n * n
+    if mode == "float":
+        bops, flops = 0, pairs * (proj_channels + channels + 1) + n * channels
+    else:
+        bops = pairs * (proj_channels + channels * weight_bits * value_bits)
+        flops = n * (2 * channels + 1) if mode == "axial" else n * channels
+    return {"pairs": pairs, "affinity": pairs * proj_channels, "aggregation": pairs * channels,
+            "bops": bops, "flops": flops, "ops": bops // 64 + flops}

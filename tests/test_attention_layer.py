@@ -132,14 +132,14 @@ def test_undersized_residual_fifo_deadlocks_and_the_computed_depth_passes(tmp_pa
     assert full.op == "write" and full.depth == shallow.residual_fifo_depth()
 
 
-def _layer_64x128(channels: int, value_bits: int = 1, pe: int = 1, proj: int = 32):
+def _layer_64x128(channels: int, pe: int = 1, simd: int = 1, frac_bits: int = 8):
+    """The paper-scale layer: bipolar V, d = C/8, 8-bit LUT."""
     from sim.kernels.attention import AxialSpec
 
-    spec = AxialSpec(channels, proj, 64, 128, -(1 << (value_bits - 1)) if value_bits > 1 else -1,
-                     (1 << (value_bits - 1)) - 1 if value_bits > 1 else 1, 8,
-                     affinity_lut(proj, 8), (256,) * channels)
-    vdt = "BIPOLAR" if value_bits == 1 else f"INT{value_bits}"
-    return make_layer(spec, pe=pe, vdt=vdt, name=f"att_{channels}")
+    proj = channels // 8
+    spec = AxialSpec(channels, proj, 64, 128, -1, 1, frac_bits, affinity_lut(proj, 8),
+                     (1 << frac_bits,) * channels)
+    return make_layer(spec, pe=pe, simd=simd, name=f"att_{channels}")
 
 
 def test_buffer_sizes_by_hand():
@@ -174,7 +174,7 @@ def test_memory_blocks_pick_the_best_shape():
 
 
 def test_cycles_in_finn_conventions():
-    layer = _layer_64x128(256, pe=16)
+    layer = _layer_64x128(256, pe=16, simd=1)
     # per pixel: d/SIMD + C/PE = 32 + 16 cycles per partner, H + W + 1 partners
     assert layer.get_exp_cycles() == 64 * 128 * (32 + 16) * (64 + 128 + 1)
     assert layer.folding_options()["PE"][-1] == 256
@@ -212,3 +212,28 @@ def test_value_range_is_the_declared_type():
     assert odt.min() <= lo and hi <= odt.max() and not layer.datatype_problems()
     layer.set_nodeattr("outputDataType", DataType["INT4"].name)
     assert layer.datatype_problems() and "does not fit INT4" in layer.datatype_problems()[0]
+
+
+def test_docs_state_the_computed_64x128_figures():
+    """docs/attention.md quotes these figures; recomputed here so the page cannot go stale."""
+    from pathlib import Path
+
+    from brevitas_models.attention import attention_ops
+
+    doc = Path(__file__).resolve().parent.parent.joinpath("docs", "attention.md").read_text()
+    board = get_board("ZCU104")
+    figures = []
+    for channels, pe, frac_bits in ((256, 64, 8), (512, 64, 8), (512, 128, 4)):
+        layer = _layer_64x128(channels, pe=pe, simd=32, frac_bits=frac_bits)
+        report = layer.buffer_report(board)
+        figures += [report["frame_buffer"]["bits"], report["frame_buffer"]["BRAM_18K"],
+                    report["frame_buffer"]["URAM"]]
+        if (channels, pe) != (512, 64):
+            figures += [report["residual_fifo"]["bits"], report["residual_fifo"]["BRAM_18K"],
+                        report["residual_fifo"]["URAM"]]
+    figures.append(_layer_64x128(256, pe=64, simd=32).get_exp_cycles())
+    for mode, bits in (("float", 1), ("full", 1), ("axial", 1), ("axial", 4)):
+        figures += list(attention_ops(64, 128, 256, 32, mode, value_bits=bits).values())
+    figures += [board.resources["BRAM_18K"] * 18432, board.resources["URAM"] * 294912]
+    missing = [f for f in figures if f"{f:,}" not in doc and f" {f} " not in doc]
+    assert not missing, f"docs/attention.md does not state {missing}"
