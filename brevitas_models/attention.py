@@ -262,7 +262,10 @@ class BinaryAxialAttention(nn.Module):
     def _core(self, x: Tensor) -> Tensor:
         q, k, v = self.projections(x)
         spec = self.spec(*(int(s) for s in x.shape[-2:]))
-        if self.mode == "axial" and torch.onnx.is_in_onnx_export():
+        if torch.onnx.is_in_onnx_export():
+            if self.mode != "axial":
+                raise ValueError(f"BinaryAxialAttention: mode {self.mode!r} is a torch-only "
+                                 "ablation; only mode 'axial' exports (and maps to hardware)")
             return _ExportCore.apply(q, k, v, x, spec, value_dtype_name(self.value_bits))
         core, surrogate = ((axial_integer, _axial_surrogate) if self.mode == "axial"
                            else (full_integer, _full_surrogate))

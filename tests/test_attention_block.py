@@ -227,6 +227,14 @@ def test_export_is_one_node_with_the_integer_arithmetic(tmp_path):
     assert not [n for n in model.graph.node if n.op_type in ("MatMul", "Einsum", "Softmax")]
 
 
+def test_only_the_axial_mode_exports(tmp_path):
+    from brevitas.export import export_qonnx
+
+    block = BinaryAxialAttention(4, 2, mode="full").eval()
+    with pytest.raises(ValueError, match="mode 'full' is a torch-only ablation"):
+        export_qonnx(block, torch.ones(1, 4, 3, 3), str(tmp_path / "full.onnx"), dynamo=False)
+
+
 def test_export_domain_is_the_lowering_module():
     from hw_gen.lowering import attention as lowering
 

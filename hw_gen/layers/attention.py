@@ -74,7 +74,6 @@ class AxialAttention(HwgenLayer):
             "Thresholds": ("ints", False, []),
             # inputs that arrive XNOR-encoded (BINARY 0/1 for -1/+1; the same bits as BIPOLAR)
             "binaryInputs": ("ints", False, []),
-            "inputDataType": ("s", False, "BIPOLAR"),
             "valueDataType": ("s", True, ""),
             "outputDataType": ("s", True, ""),
             "numInputVectors": ("i", False, 1),
@@ -273,6 +272,7 @@ class AxialAttention(HwgenLayer):
         return self._ram_blocks("ultra")
 
     def lut_estimation(self, fpgapart: str | None = None) -> int:
+        """A rough count (not calibrated against synthesis)."""
         spec = self.validate()
         pe, simd = self.get_nodeattr("PE"), self.get_nodeattr("SIMD")
         # per pass: a SIMD-bit XNOR popcount, PE weight x value multiply-accumulates and the

@@ -39,6 +39,7 @@ from qonnx.transformation.infer_datatypes import InferDataTypes
 from qonnx.transformation.infer_shapes import InferShapes
 
 from hw_gen.errors import HwGenError
+from hw_gen.layers.upsample import smallest_int_type
 from hw_gen.lowering.graph import (
     attr,
     is_positive_scalar_mul,
@@ -76,12 +77,6 @@ def model_spec(model: ModelWrapper, node) -> AxialSpec:
                      model.get_tensor_shape(node.input[2]))
 
 
-def _int_type(lo: int, hi: int) -> DataType:
-    from hw_gen.layers.upsample import smallest_int_type
-
-    return smallest_int_type(lo, hi)
-
-
 class BinaryAxialAttention(CustomOp):
     """The exported node (NCHW); executes through the sim kernel on the signs of Q, K, X."""
 
@@ -99,7 +94,7 @@ class BinaryAxialAttention(CustomOp):
 
     def infer_node_datatype(self, model):
         spec = model_spec(model, self.onnx_node)
-        model.set_tensor_datatype(self.onnx_node.output[0], _int_type(*spec.output_range))
+        model.set_tensor_datatype(self.onnx_node.output[0], smallest_int_type(*spec.output_range))
 
     def execute_node(self, context, graph):
         node = self.onnx_node
@@ -127,6 +122,17 @@ def _sign_tensor(model: ModelWrapper, node, index: int) -> str:
             "at most scaled by a positive constant"
         )
     return tensor
+
+
+def _remove_dead_scales(model: ModelWrapper, tensor: str) -> None:
+    """Remove the Muls that only fed a bypassed input (now read by nothing)."""
+    producer = model.find_producer(tensor)
+    outputs = {o.name for o in model.graph.output}
+    while (producer is not None and is_positive_scalar_mul(model, producer)
+           and not model.find_consumers(tensor) and tensor not in outputs):
+        model.graph.node.remove(producer)
+        tensor = producer.input[0]
+        producer = model.find_producer(tensor)
 
 
 class LowerAxialAttention(Transformation):
@@ -161,7 +167,7 @@ class LowerAxialAttention(Transformation):
             y = model.make_new_valueinfo_name()
             model.graph.value_info.append(
                 helper.make_tensor_value_info(y, TensorProto.FLOAT, [n, h, w, spec.channels]))
-            odt = _int_type(*spec.output_range)
+            odt = smallest_int_type(*spec.output_range)
             base = (node.name or f"attention_{index}").replace("/", "_").strip("_")
             new_nodes.append(helper.make_node(
                 "AxialAttention", nhwc, [y], domain=LAYER_DOMAIN, backend="fpgadataflow",
@@ -172,9 +178,12 @@ class LowerAxialAttention(Transformation):
             ))
             new_nodes.append(helper.make_node("Transpose", [y], [node.output[0]], perm=NCHW))
             graph = model.graph
+            bypassed = set(node.input) - set(inputs)
             graph.node.remove(node)
             for offset, new in enumerate(new_nodes):
                 graph.node.insert(index + offset, new)
+            for t in bypassed:
+                _remove_dead_scales(model, t)
             for name in nhwc + [y]:
                 model.set_tensor_layout(name, ["N", "H", "W", "C"])
             model.set_tensor_datatype(y, odt)
