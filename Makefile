@@ -6,7 +6,7 @@ CONSTRAINTS := requirements/constraints.txt
 PIP := $(PY) -m pip install --disable-pip-version-check -q -c $(CONSTRAINTS)
 STAMP := $(VENV)/.setup-done
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test test-all clean
 
 setup: $(STAMP)
 
@@ -22,7 +22,10 @@ demo: setup
 	$(PY) -m hw_gen.demo
 
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 -m "not slow"
+
+test-all: setup
+	$(PY) -m pytest -q -n 2
 
 clean:
 	rm -rf build/ demo_out/ .pytest_cache

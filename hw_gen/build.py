@@ -110,9 +110,9 @@ def build(
         "csim_ours": lambda: _csim_ours(out, state),
         "codegen": lambda: _codegen(out, fpga.part, clk_ns, state),
         "finn_cppsim": _finn_cppsim,
-        "hls_synth": lambda: _vendor("hls_synth", out, model_path, fpga.name),
-        "stitch": lambda: _vendor("stitch", out, model_path, fpga.name),
-        "bitfile": lambda: _vendor("bitfile", out, model_path, fpga.name),
+        "hls_synth": lambda: _vendor("hls_synth", out, model_path, fpga, clk_ns, state),
+        "stitch": lambda: _vendor("stitch", out, model_path, fpga, clk_ns, state),
+        "bitfile": lambda: _vendor("bitfile", out, model_path, fpga, clk_ns, state),
     }
     for name in BUILD_STEPS:
         if progress:
@@ -276,17 +276,53 @@ def _finn_cppsim() -> StepResult:
                       "of hw-gen build yet")
 
 
-def _vendor(step: str, out: Path, model_path, board: str) -> StepResult:
+# FINN's builder steps behind each of our vendor steps (run on the dataflow partition).
+VENDOR_STEPS = {
+    "hls_synth": ["step_hw_ipgen"],
+    "stitch": ["step_set_fifo_depths", "step_create_stitched_ip"],
+    "bitfile": ["step_synthesize_bitfile", "step_make_driver", "step_deployment_package"],
+}
+
+
+def _vendor(step: str, out: Path, model_path, fpga, clk_ns: float, state: dict) -> StepResult:
+    """Vitis HLS / Vivado through FINN's own builder steps, on the partition whose sources
+    ``codegen`` wrote (FINN's steps reuse a layer's existing code folder)."""
     tools = vendor_tools()
     if not tools.complete:
         return StepResult(
             step, "skipped",
-            f"needs {' and '.join(tools.missing())} on PATH; on a machine with them run: "
-            f"hw-gen build {model_path} --board {board} -o {out}",
+            f"needs {' and '.join(tools.missing())} on PATH; on a machine with them, "
+            f"`hw-gen build {model_path} --board {fpga.name} -o {out} --resume` runs FINN's "
+            f"{', '.join(VENDOR_STEPS[step])} here",
         )
-    return StepResult(step, "skipped",
-                      "Vitis HLS and Vivado found, but the vendor flow is not part of hw-gen "
-                      "build yet")
+    from finn.builder.build_dataflow_config import (
+        DataflowBuildConfig,
+        DataflowOutputType,
+        ShellFlowType,
+    )
+    import finn.builder.build_dataflow_steps as finn_steps
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from hw_gen.deploy import collect_bitstream
+    from hw_gen.finn_adapter import builder_config_overrides
+
+    cfg = DataflowBuildConfig(
+        output_dir=str(out / "vendor"), synth_clk_period_ns=clk_ns, board=fpga.name,
+        fpga_part=fpga.part, shell_flow_type=ShellFlowType.VIVADO_ZYNQ, verify_steps=[],
+        generate_outputs=[DataflowOutputType.STITCHED_IP, DataflowOutputType.BITFILE,
+                          DataflowOutputType.PYNQ_DRIVER, DataflowOutputType.DEPLOYMENT_PACKAGE],
+        **builder_config_overrides(),
+    )
+    path = out / "finn_build" / "dataflow_partition.onnx"
+    model = state.get("vendor_model") or ModelWrapper(str(path))
+    for name in VENDOR_STEPS[step]:
+        model = getattr(finn_steps, name)(model, cfg)
+    state["vendor_model"] = model
+    model.save(str(path))
+    if step == "bitfile":
+        folder = collect_bitstream(out, model_path, fpga.name, clk_ns)
+        return StepResult(step, "pass", f"bitfile, hwh and manifest in {folder}")
+    return StepResult(step, "pass", f"FINN's {', '.join(VENDOR_STEPS[step])} completed")
 
 
 def _write_verification(result: BuildResult, model_path, board: str, clk_ns: float) -> None:

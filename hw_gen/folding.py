@@ -55,7 +55,7 @@ def apply_folding(
 ) -> ModelWrapper:
     """Fold to a frames/s target (least parallelism when None), or apply a folding config."""
     if config is not None:
-        from qonnx.transformation.general import ApplyConfig
+        from finn.transformation.general import ApplyConfig
 
         path = Path(config)
         if not path.exists():

@@ -38,23 +38,16 @@ def torch_reference(torch_model, x: np.ndarray) -> np.ndarray:
     return np.asarray(getattr(out, "value", out).detach().numpy(), dtype=np.float64)
 
 
-def exact_argmax(logits: np.ndarray, axis: int = 1) -> np.ndarray:
-    """Torch's labels as exact arithmetic gives them: the first class whose logit is within
-    float rounding of the maximum. Float logits of equal integer scores may differ in their
-    last bits, which makes a plain argmax pick either of the tied classes."""
-    tol = LOGIT_RTOL * max(1.0, float(np.abs(logits).max()))
-    top = logits.max(axis=axis, keepdims=True)
-    return np.argmax(logits >= top - tol, axis=axis)
-
-
 def compare_finn_with_torch(
     model: ModelWrapper, torch_model, x: np.ndarray
 ) -> TorchComparison:
     """FINN's Python execution of ``model`` against torch on input ``x`` (float NCHW, pixels
-    k/255 for an 8-bit input): labels must be identical, logits equal to float rounding."""
+    k/255 for an 8-bit input): labels must be identical (at scores tied up to float rounding,
+    the first of them: :func:`expected_labels`), logits equal to float rounding."""
     ref = torch_reference(torch_model, x)
     out = finn_execute(model, x)
-    ref_labels = exact_argmax(ref)
+    tol = LOGIT_RTOL * max(1.0, float(np.abs(ref).max()))
+    ref_labels = expected_labels(ref, tol)
     labels_equal = None
     mismatched = 0
     if LABELS_NAME in out:
@@ -62,13 +55,28 @@ def compare_finn_with_torch(
         labels_equal = bool(np.array_equal(got, ref_labels))
         mismatched = int(np.count_nonzero(got != ref_labels))
     logits_name = next((o.name for o in model.graph.output if o.name != LABELS_NAME), None)
-    diff = tol = None
+    diff = None
     if logits_name is not None:
         logits = out[logits_name].reshape(ref.shape)
         diff = float(np.abs(logits - ref).max())
-        tol = LOGIT_RTOL * max(1.0, float(np.abs(ref).max()))
         if labels_equal is None:
-            got = exact_argmax(logits)
+            got = expected_labels(logits, tol)
             labels_equal = bool(np.array_equal(got, ref_labels))
             mismatched = int(np.count_nonzero(got != ref_labels))
-    return TorchComparison(labels_equal, diff, tol, mismatched)
+    ties = int(np.count_nonzero(_near_top(ref, tol).sum(axis=1) > 1))
+    notes = [f"{ties} pixel(s) with tied top logits (first index expected)"] if ties else []
+    return TorchComparison(labels_equal, diff if logits_name else None,
+                           tol if logits_name else None, mismatched, notes)
+
+
+def expected_labels(ref: np.ndarray, tol: float) -> np.ndarray:
+    """Per pixel, the first class whose torch logit is within ``tol`` of the largest.
+
+    The hardware's scores are integers and FINN's LabelSelect (like torch's argmax) takes
+    the first index among equal scores; torch's float logits of equal integer scores may
+    differ by rounding, so its own argmax can pick a later one of them."""
+    return np.argmax(_near_top(ref, tol), axis=1)
+
+
+def _near_top(ref: np.ndarray, tol: float) -> np.ndarray:
+    return ref >= ref.max(axis=1, keepdims=True) - tol

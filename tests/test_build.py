@@ -123,3 +123,20 @@ def test_build_with_an_input_file(bilinear_onnx, tmp_path):
                    stop_after="csim_ours")
     assert result.passed, result.summary()
     assert "the given input" in result.step("sim").details
+
+
+def test_our_synthesis_tcl_dry_runs(built):
+    from hw_gen.tcl_dryrun import dry_run
+
+    for folder in (built.out_dir / "ip").iterdir():
+        if not (folder / f"{folder.name}.hpp").exists():
+            continue
+        calls = dry_run(folder / f"hls_syn_{folder.name}.tcl")
+        names = [c[0] for c in calls]
+        assert names[0] == "open_project" and names[-1] == "exit"
+        assert ["set_top", folder.name] in calls
+        added = [c[1] for c in calls if c[0] == "add_files"]
+        assert added == [f"top_{folder.name}.cpp"]
+        assert all((folder / f).exists() for f in added)
+        assert (folder / "include" / "hls_stream.h").exists()
+        assert "csynth_design" in names and "export_design" in names

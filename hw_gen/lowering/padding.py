@@ -5,7 +5,9 @@ Binary activations have no zero. Two kinds of padding reach us:
 * ``-1`` padding (our own models: an explicit ``Pad`` whose constant is ``-scale``). In FINN's
   XNOR encoding bit 0 means -1, so it maps onto FINN's zero-padding layer once the tensor is
   binary: :class:`MoveScalarMulPastPad` brings the pad next to the sign, :class:`FusePadIntoIm2Col`
-  hands it to the sliding window, :class:`MapBinaryPadValues` rewrites -1 as bit 0.
+  hands it to the sliding window, :class:`MapBinaryPadValues` rewrites -1 as bit 0 (the
+  unit behind is an XNOR unit, or one with integer weights made to read BINARY by
+  :mod:`hw_gen.lowering.xnor`).
 * zero padding (users' models: ``padding=`` on a conv, or a ``Pad`` with 0). Torch pads real
   zeros; stock FINN retypes the padded input BINARY and silently pads -1. :class:`ZeroPadToInt2`
   makes the sign that feeds such a pad emit INT2 {-1, +1} (each threshold twice, out_scale 1,
@@ -15,6 +17,7 @@ Binary activations have no zero. Two kinds of padding reach us:
 from __future__ import annotations
 
 import numpy as np
+from onnx import helper
 from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.base import Transformation
@@ -34,20 +37,20 @@ from hw_gen.lowering.graph import (
 
 
 class MoveScalarMulPastPad(Transformation):
-    """``Mul(s) -> Pad(c)`` becomes ``Pad(c / s) -> Mul(s)`` for a positive scalar ``s``."""
+    """``Mul(s) -> Pad(c)`` becomes ``Pad(c / s) -> Mul(s)`` for a positive scalar ``s``, also
+    across value-moving ops between them (nearest upsampling, max pooling, layout ops) that
+    commute with ``s``; the Pad gets a Mul of its own when others read the first one too."""
 
     def apply(self, model: ModelWrapper):
-        for pad in model.graph.node:
+        graph = model.graph
+        for pad in graph.node:
             if pad.op_type != "Pad":
                 continue
-            mul = model.find_producer(pad.input[0])
-            if mul is None or not is_positive_scalar_mul(model, mul):
-                continue
-            if len(model.find_consumers(mul.output[0]) or []) != 1:
-                continue
+            found = _scale_behind(model, pad)
             amounts = pad_amounts(model, pad)
-            if amounts is None:
+            if found is None or amounts is None:
                 continue
+            mul, first = found
             scale = scalar_initializer(model, mul.input[1])
             value = np.float32(amounts[1]) / np.float32(scale)
             const = model.make_new_valueinfo_name()
@@ -55,18 +58,42 @@ class MoveScalarMulPastPad(Transformation):
             while len(pad.input) < 3:
                 pad.input.append("")
             pad.input[2] = const
-            # rewire: x -> Pad -> Mul -> (old pad consumers)
-            x, mul_out, pad_out = mul.input[0], mul.output[0], pad.output[0]
-            pad.input[0] = x
-            pad.output[0] = mul_out
-            mul.input[0] = mul_out
-            mul.output[0] = pad_out
-            graph = model.graph
-            graph.node.remove(mul)
-            graph.node.insert(list(graph.node).index(pad) + 1, mul)
-            model = model.transform(InferShapes())
-            return model, True
+            # rewire: x -> (movers) -> Pad -> Mul -> (old pad consumers)
+            padded = model.make_new_valueinfo_name()
+            model.set_tensor_shape(padded, model.get_tensor_shape(pad.output[0]))
+            scaled = helper.make_node("Mul", [padded, mul.input[1]], [pad.output[0]],
+                                      name=f"{mul.name}_{pad.name}")
+            for i, t in enumerate(first.input):
+                if t == mul.output[0]:
+                    first.input[i] = mul.input[0]
+            pad.output[0] = padded
+            graph.node.insert(list(graph.node).index(pad) + 1, scaled)
+            if not model.find_consumers(mul.output[0]):
+                graph.node.remove(mul)
+            return model.transform(InferShapes()), True
         return model, False
+
+
+COMMUTING_MOVERS = ("Resize", "Upsample", "MaxPool", "Transpose", "Reshape", "Identity")
+
+
+def _scale_behind(model: ModelWrapper, pad):
+    """The positive scalar Mul whose output reaches ``pad`` through single-reader value
+    movers that commute with it, and the node that reads the Mul on that path."""
+    node = pad
+    while True:
+        producer = model.find_producer(node.input[0])
+        if producer is None:
+            return None
+        if is_positive_scalar_mul(model, producer):
+            return producer, node
+        if producer.op_type not in COMMUTING_MOVERS:
+            return None
+        if attr(producer, "mode", "nearest") != "nearest":  # Resize and Upsample only
+            return None
+        if len(model.find_consumers(producer.output[0]) or []) != 1:
+            return None
+        node = producer
 
 
 def _bipolar_pads(model: ModelWrapper):
@@ -97,7 +124,9 @@ class ZeroPadToInt2(Transformation):
 
     def apply(self, model: ModelWrapper):
         changed = False
-        for node, _, value, signs in list(_bipolar_pads(model)):
+        pads = list(_bipolar_pads(model))
+        minus_one = {id(s): node for node, _, value, signs in pads if value == -1.0 for s in signs}
+        for node, _, value, signs in pads:
             if value == -1.0:
                 continue
             if value != 0.0:
@@ -106,6 +135,12 @@ class ZeroPadToInt2(Transformation):
                     "only 0 (zero padding) and -1 (our models' padding) are supported"
                 )
             for sign in signs:
+                if id(sign) in minus_one:
+                    raise HwGenError(
+                        f"{node_label(sign)}: its binary output is padded with 0 by "
+                        f"{node_label(node)} and with -1 by {node_label(minus_one[id(sign)])}; "
+                        "one binary activation takes one padding value"
+                    )
                 if attr(sign, "out_dtype") != "BIPOLAR":
                     continue
                 thresholds = model.get_initializer(sign.input[1])

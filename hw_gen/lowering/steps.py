@@ -29,8 +29,18 @@ from qonnx.util.cleanup import cleanup_model
 
 from hw_gen.errors import HwGenError, UnmappedNodesError
 from hw_gen.folding import apply_folding, is_hw
-from hw_gen.lowering import attention, interface, padding, resize, rounding, software_ops
-from hw_gen.lowering.xnor import ConvertBipolarToXnor
+from hw_gen.lowering import (
+    attention,
+    bipolar,
+    interface,
+    layout,
+    padding,
+    resize,
+    rounding,
+    software_ops,
+)
+from hw_gen.lowering.joins import MoveScalesPastJoins
+from hw_gen.lowering.xnor import ConvertBipolarToXnor, InferXnorMatrixVectorActivation
 from hw_gen.lowering.widths import check_datatypes, minimize_widths
 
 
@@ -61,6 +71,7 @@ def qonnx_to_finn(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
     from finn.transformation.qonnx.convert_qonnx_to_finn import ConvertQONNXtoFINN
 
     model = model.transform(rounding.RecordHalfEvenQuantizers())
+    model = model.transform(bipolar.UnitScaleBipolarQuant())
     model = model.transform(ConvertQONNXtoFINN())
     return model.transform(rounding.TagHalfEvenThresholds())
 
@@ -96,10 +107,11 @@ def _layout_cleanup(model: ModelWrapper) -> ModelWrapper:
     import finn.transformation.streamline.reorder as reorder
 
     passes = [
+        layout.MakeForkedNHWC(),
         reorder.MakeMaxPoolNHWC(),
         reorder.MakeScaleResizeNHWC(),
         absorb.AbsorbTransposeIntoMultiThreshold(),
-        absorb.AbsorbTransposeIntoResize(),
+        layout.AbsorbTransposeIntoResize(),
         reorder.MoveTransposePastJoinAdd(),
         reorder.MoveTransposePastJoinConcat(),
         reorder.MoveTransposePastFork(),
@@ -120,11 +132,13 @@ def streamline(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
     from finn.transformation.streamline import Streamline
 
     model = model.transform(absorb.AbsorbScalarBiasIntoMultiThreshold())
+    model = model.transform(MoveScalesPastJoins())
     model = model.transform(Streamline())
     model = model.transform(LowerConvsToMatMul())
     model = _layout_cleanup(model)
     model = model.transform(ConvertBipolarToXnor())
     model = model.transform(padding.MapBinaryPadValues())
+    model = model.transform(MoveScalesPastJoins())
     model = model.transform(Streamline())
     model = _layout_cleanup(model)
     ties = rounding.ApplyHalfEvenTies()
@@ -179,7 +193,6 @@ def output_interface(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
 
 def to_hw(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
     from finn.transformation.fpgadataflow.convert_to_hw import (
-        binary_matrix_vector_activation as bmva,
         concat,
         conv_inp_gen,
         duplicate_streams,
@@ -187,7 +200,6 @@ def to_hw(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
         label_select,
         pool,
         quantized_matrix_vector_activation as qmva,
-        thresholding,
         upsample,
     )
     from finn.transformation.fpgadataflow.convert_to_hw.elementwise_binary_operation import (
@@ -200,10 +212,10 @@ def to_hw(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
     model = attention.fuse_rebinarization(model)
     model = _keep_float_thresholds_in_software(model, hide=True)
     for t in (
-        bmva.InferBinaryMatrixVectorActivation(),
+        InferXnorMatrixVectorActivation(),
         qmva.InferQuantizedMatrixVectorActivation(),
         label_select.InferLabelSelectLayer(),
-        thresholding.InferThresholdingLayer(),
+        bipolar.InferThresholdingLayers(),
         fm_padding.InferFMPadding(),
         pool.InferPool(),
         conv_inp_gen.InferConvInpGen(),
@@ -262,34 +274,31 @@ def _all_integer(model: ModelWrapper, node) -> bool:
 
 
 def _check_mapped(model: ModelWrapper) -> None:
-    """The hardware layers must form one connected stretch: a software node with hardware
-    both upstream and downstream of it would split the accelerator."""
+    """Every node on a path from one hardware layer to another must be a hardware layer."""
     nodes = list(model.graph.node)
-    if not any(is_hw(n) for n in nodes):
-        raise UnmappedNodesError([(n.name, n.op_type) for n in nodes], "to_hw")
-
-    def closure(start, step):
-        seen, todo = set(), list(start)
-        while todo:
-            node = todo.pop()
-            for nxt in step(node):
-                if id(nxt) not in seen:
-                    seen.add(id(nxt))
-                    todo.append(nxt)
-        return seen
-
-    def downstream(node):
-        return [c for t in node.output for c in (model.find_consumers(t) or [])]
-
-    def upstream(node):
-        return [p for t in node.input if (p := model.find_producer(t)) is not None]
-
     hw = [n for n in nodes if is_hw(n)]
-    after_hw, before_hw = closure(hw, downstream), closure(hw, upstream)
+    if not hw:
+        raise UnmappedNodesError([(n.name, n.op_type) for n in nodes], "to_hw")
+    downstream = _reachable(hw, lambda n: [c for t in n.output
+                                           for c in model.find_consumers(t) or []])
+    upstream = _reachable(hw, lambda n: [p for t in n.input
+                                         if (p := model.find_producer(t)) is not None])
     stray = [(n.name, n.op_type) for n in nodes
-             if not is_hw(n) and id(n) in after_hw and id(n) in before_hw]
+             if not is_hw(n) and n.name in downstream and n.name in upstream]
     if stray:
         raise UnmappedNodesError(stray, "to_hw")
+
+
+def _reachable(start: list, neighbours: Callable) -> set[str]:
+    """Names of the nodes reached from ``start`` (not counting ``start`` itself)."""
+    seen: set[str] = set()
+    todo = [m for n in start for m in neighbours(n)]
+    while todo:
+        node = todo.pop()
+        if node.name not in seen:
+            seen.add(node.name)
+            todo += neighbours(node)
+    return seen
 
 
 StepFn = Callable[[ModelWrapper, LoweringContext], ModelWrapper]

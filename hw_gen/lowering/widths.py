@@ -92,6 +92,10 @@ def minimize_widths(model: ModelWrapper, widen_xnor: bool = True) -> ModelWrappe
     from finn.transformation.fpgadataflow.minimize_weight_bit_width import MinimizeWeightBitWidth
     from finn.transformation.streamline.round_thresholds import RoundAndClipThresholds
 
+    # a stand-alone threshold layer on an unsigned input (e.g. an XNOR unit's popcount) may
+    # hold thresholds below 0 (always firing), which FINN's weight minimization asserts
+    # against; clipping them to the input range first is exact
+    model = model.transform(RoundAndClipThresholds())
     model = model.transform(MinimizeWeightBitWidth())
     model = model.transform(MinimizeAccumulatorWidth())
     if widen_xnor:
