@@ -6,7 +6,8 @@
 Part one, binary affinity: 1x1 binary convs, batch norm and sign give ``Q`` and ``K`` (``d``
 channels, +-1); the affinity of two pixels is ``Q_i . K_j``, an XNOR popcount in hardware.
 The value projection ``V`` is a 1x1 binary conv, batch norm and a signed ``value_bits``
-quantizer with the fixed scale 1 (``value_bits=1``: +-1): its integer grid is what the
+quantizer with the fixed scale 1 (the project's quantizers of :mod:`brevitas_models.quant`
+with the scale held constant) (``value_bits=1``: +-1): its integer grid is what the
 attention averages, so a learned scale would only add a multiplication; the batch norm in
 front of it sets the range. ``Q``/``K`` have the fixed scale 1 too (only their signs count).
 
@@ -43,15 +44,12 @@ import math
 
 import brevitas.nn as qnn
 import torch
-import torch.nn.functional as F
 from brevitas.inject.enum import ScalingImplType
-from brevitas.quant import (
-    Int8ActPerTensorFloat,
-    SignedBinaryActPerTensorConst,
-    SignedBinaryWeightPerTensorConst,
-)
 from torch import Tensor, nn
 
+from brevitas_models.errors import ModelError
+from brevitas_models.layers import BinaryAct, binary_conv2d
+from brevitas_models.quant import BinaryActPerTensor, IntActPerTensor
 from sim.kernels.attention import MAX_FRAC_BITS, AxialSpec, affinity_lut
 
 EXPORT_DOMAIN = "hw_gen.lowering.attention"
@@ -60,14 +58,21 @@ MODES = ("axial", "full", "float", "none")
 GAIN_EXTRA_BITS = 4  # P_c <= 2^(F + 4): the residual may outweigh the attention 16x per unit
 
 
+class UnitBinaryAct(BinaryActPerTensor):
+    """``sign(x)`` with the fixed scale 1 (the project's binary activation, scale not learned)."""
+
+    scaling_impl_type = ScalingImplType.CONST
+    scaling_const = 1.0
+
+
 def _unit_int_quant(bits: int) -> type:
     """A signed ``bits``-bit activation quantizer with the fixed scale 1 (+-1 for one bit)."""
     if bits == 1:
-        return SignedBinaryActPerTensorConst
-    return type(f"Int{bits}UnitScale", (Int8ActPerTensorFloat,), {
+        return UnitBinaryAct
+    top = float(1 << (bits - 1))
+    return type(f"Int{bits}UnitScale", (IntActPerTensor,), {
         "bit_width": bits, "scaling_impl_type": ScalingImplType.CONST,
-        "scaling_const": float(1 << (bits - 1)), "min_val": -float(1 << (bits - 1)),
-        "max_val": float(1 << (bits - 1)),
+        "min_val": -top, "max_val": top,
     })
 
 
@@ -76,11 +81,12 @@ def value_dtype_name(value_bits: int) -> str:
 
 
 class _Projection(nn.Sequential):
-    """1x1 binary conv -> batch norm -> quantizer with the fixed scale 1."""
+    """1x1 binary conv (per-channel weight scales) -> batch norm -> quantizer with the fixed
+    scale 1."""
 
     def __init__(self, cin: int, cout: int, bits: int):
         super().__init__(
-            qnn.QuantConv2d(cin, cout, 1, bias=False, weight_quant=SignedBinaryWeightPerTensorConst),
+            binary_conv2d(cin, cout, 1),
             nn.BatchNorm2d(cout),
             qnn.QuantIdentity(act_quant=_unit_int_quant(bits)),
         )
@@ -181,8 +187,8 @@ class BinaryAxialAttention(nn.Module):
     width of V (1 = +-1); ``frac_bits``: F of the row-pass fixed point; ``weight_bits``: width
     of the LUT weights (``E <= 2^B - 1``); ``temperature``: ``t`` of the LUT (default
     ``1/sqrt(d)``); ``mode``: ``"axial"``, ``"full"``, ``"float"`` or ``"none"``.
-    ``out_quant``: the output's quantizer (a ``QuantIdentity``, e.g. one sharing a scale with
-    a tensor it is concatenated with); a new binary one by default.
+    The output activation is ``self.act`` (a ``BinaryAct``); ``share_act_with`` makes it share
+    the scale of another ``BinaryAct`` (e.g. of a tensor it is concatenated with).
     """
 
     def __init__(
@@ -195,24 +201,27 @@ class BinaryAxialAttention(nn.Module):
         weight_bits: int = 8,
         temperature: float | None = None,
         mode: str = "axial",
-        out_quant: nn.Module | None = None,
+        share_act_with: BinaryAct | None = None,
     ):
         super().__init__()
         if mode not in MODES:
-            raise ValueError(f"BinaryAxialAttention: mode must be one of {MODES}, not {mode!r}")
+            raise ModelError(f"BinaryAxialAttention: mode must be one of {MODES}, not {mode!r}")
         for what, value, lo, hi in (("channels", channels, 1, None),
                                     ("proj_channels", proj_channels, 1, None),
                                     ("value_bits", value_bits, 1, 16),
                                     ("frac_bits", frac_bits, 0, MAX_FRAC_BITS)):
             if not isinstance(value, int) or value < lo or (hi is not None and value > hi):
                 bound = f"in {lo}..{hi}" if hi is not None else f">= {lo}"
-                raise ValueError(f"BinaryAxialAttention: {what} must be an integer {bound}, "
+                raise ModelError(f"BinaryAxialAttention: {what} must be an integer {bound}, "
                                  f"not {value!r}")
         self.mode = mode
         self.channels, self.proj_channels = channels, proj_channels
         self.value_bits, self.frac_bits, self.weight_bits = value_bits, frac_bits, weight_bits
         self.temperature = 1.0 / math.sqrt(proj_channels) if temperature is None else temperature
-        self.lut = affinity_lut(proj_channels, weight_bits, self.temperature)
+        try:
+            self.lut = affinity_lut(proj_channels, weight_bits, self.temperature)
+        except ValueError as exc:
+            raise ModelError(f"BinaryAxialAttention: {exc}") from exc
         if mode == "none":
             return
         if mode == "float":
@@ -226,8 +235,7 @@ class BinaryAxialAttention(nn.Module):
             self.v = _Projection(channels, channels, value_bits)
             self.gain = nn.Parameter(torch.full((channels,), float(1 << frac_bits)))
         self.out_bn = nn.BatchNorm2d(channels)
-        self.out_quant = out_quant if out_quant is not None else qnn.QuantIdentity(
-            act_quant=SignedBinaryActPerTensorConst)
+        self.act = BinaryAct(share_with=share_act_with)
 
     @property
     def gain_max(self) -> int:
@@ -243,7 +251,10 @@ class BinaryAxialAttention(nn.Module):
             -(1 << (self.value_bits - 1)), (1 << (self.value_bits - 1)) - 1)
         spec = AxialSpec(self.channels, self.proj_channels, height, width, vmin, vmax,
                          self.frac_bits, self.lut, self.integer_gains())
-        spec.check()
+        try:
+            spec.check()
+        except ValueError as exc:
+            raise ModelError(f"BinaryAxialAttention: {exc}") from exc
         return spec
 
     def projections(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -253,7 +264,7 @@ class BinaryAxialAttention(nn.Module):
     def integer_output(self, x: Tensor) -> Tensor:
         """``I`` (int64, NCHW) for the binary input ``x``: what the hardware layer outputs."""
         if self.mode not in ("axial", "full"):
-            raise ValueError(f"BinaryAxialAttention: mode {self.mode!r} has no integer output")
+            raise ModelError(f"BinaryAxialAttention: mode {self.mode!r} has no integer output")
         q, k, v = self.projections(x)
         spec = self.spec(*(int(s) for s in x.shape[-2:]))
         core = axial_integer if self.mode == "axial" else full_integer
@@ -264,7 +275,7 @@ class BinaryAxialAttention(nn.Module):
         spec = self.spec(*(int(s) for s in x.shape[-2:]))
         if torch.onnx.is_in_onnx_export():
             if self.mode != "axial":
-                raise ValueError(f"BinaryAxialAttention: mode {self.mode!r} is a torch-only "
+                raise ModelError(f"BinaryAxialAttention: mode {self.mode!r} is a torch-only "
                                  "ablation; only mode 'axial' exports (and maps to hardware)")
             return _ExportCore.apply(q, k, v, x, spec, value_dtype_name(self.value_bits))
         core, surrogate = ((axial_integer, _axial_surrogate) if self.mode == "axial"
@@ -293,7 +304,7 @@ class BinaryAxialAttention(nn.Module):
             z = self._float_attention(x)
         else:
             z = self._core(x) * (2.0 ** -self.frac_bits)
-        return self.out_quant(self.out_bn(z))
+        return self.act(self.out_bn(z))
 
     def extra_repr(self) -> str:
         return (f"channels={self.channels}, proj_channels={self.proj_channels}, mode={self.mode}, "
@@ -315,7 +326,7 @@ def attention_ops(height: int, width: int, channels: int, proj_channels: int,
     """
     n = height * width
     if mode not in ("axial", "full", "float"):
-        raise ValueError(f"attention_ops: mode must be axial, full or float, not {mode!r}")
+        raise ModelError(f"attention_ops: mode must be axial, full or float, not {mode!r}")
     pairs = n * (height + width) if mode == "axial" else n * n
     if mode == "float":
         bops, flops = 0, pairs * (proj_channels + channels + 1) + n * channels

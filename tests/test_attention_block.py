@@ -14,6 +14,7 @@ from brevitas_models.attention import (
     BinaryAxialAttention,
     attention_ops,
 )
+from brevitas_models.errors import ModelError
 from sim.kernels.attention import AxialSpec, affinity_lut, axial_attention, row_pass
 
 N_BLOCK_CASES = 60
@@ -199,14 +200,14 @@ def test_lut_is_positive_and_follows_the_curve():
 ])
 def test_bad_parameters_give_one_line(kwargs, message):
     args = {"channels": 4, "proj_channels": 4, **kwargs}
-    with pytest.raises(ValueError, match=message) as info:
+    with pytest.raises(ModelError, match=message) as info:
         BinaryAxialAttention(**args)
     assert "\n" not in str(info.value)
 
 
 def test_spec_refuses_overflowing_maps():
     block = BinaryAxialAttention(4, 4, value_bits=16, frac_bits=16, weight_bits=16)
-    with pytest.raises(ValueError, match="overflows 62-bit intermediates"):
+    with pytest.raises(ModelError, match="overflows 62-bit intermediates"):
         block.spec(4096, 4096)
 
 
@@ -231,7 +232,7 @@ def test_only_the_axial_mode_exports(tmp_path):
     from brevitas.export import export_qonnx
 
     block = BinaryAxialAttention(4, 2, mode="full").eval()
-    with pytest.raises(ValueError, match="mode 'full' is a torch-only ablation"):
+    with pytest.raises(ModelError, match="mode 'full' is a torch-only ablation"):
         export_qonnx(block, torch.ones(1, 4, 3, 3), str(tmp_path / "full.onnx"), dynamo=False)
 
 
