@@ -19,8 +19,9 @@ anyway), sharing the twin or retyping a sign that only our layers read.
 
 A batch norm with a negative scale leaves a ``Mul(-1)`` on some channels in front of the
 thresholds, which FINN absorbs only into a matrix-vector unit's weights:
-:class:`AbsorbOutputSign` moves it into the layer (its ``OutputSign``). Then
-:class:`AbsorbRebinarization` takes the threshold into the layer, which decides ``I >= T`` as
+:class:`AbsorbOutputSign` moves it into the layer (its ``OutputSign``), in the streamline step
+right after FINN's streamlining creates it (before the layout clean-up, which it would block).
+At the end of that step :class:`AbsorbRebinarization` takes the threshold into the layer, which decides ``I >= T`` as
 ``n2 >= (T - P x) * den2`` without dividing (the comparison the hardware makes); where the
 threshold is not a single one per channel into BINARY/BIPOLAR, the layer outputs ``s I`` and
 FINN's Thresholding layer follows. :func:`fuse_rebinarization` runs both, with FINN's

@@ -134,6 +134,7 @@ def streamline(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
     model = model.transform(absorb.AbsorbScalarBiasIntoMultiThreshold())
     model = model.transform(MoveScalesPastJoins())
     model = model.transform(Streamline())
+    model = model.transform(attention.AbsorbOutputSign())
     model = model.transform(LowerConvsToMatMul())
     model = _layout_cleanup(model)
     model = model.transform(ConvertBipolarToXnor())
@@ -144,6 +145,7 @@ def streamline(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
     ties = rounding.ApplyHalfEvenTies()
     model = model.transform(ties)
     ctx.facts["near_ties"] = ties.near_ties
+    model = attention.fuse_rebinarization(model)
     model = model.transform(InferDataLayouts())
     return model.transform(RemoveUnusedTensors())
 
@@ -209,7 +211,6 @@ def to_hw(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
     import finn.transformation.streamline.absorb as absorb
     from finn.transformation.move_reshape import RemoveCNVtoFCFlatten
 
-    model = attention.fuse_rebinarization(model)
     model = _keep_float_thresholds_in_software(model, hide=True)
     for t in (
         InferXnorMatrixVectorActivation(),
