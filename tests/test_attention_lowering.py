@@ -1,6 +1,6 @@
-"""The attention block inside small networks: exported, lowered through FINN, equal to torch
-(labels, logits, and the block's own output bits), and built (C simulation of the layer on
-the data that reaches it, code generation)."""
+"""The attention block inside the demo network and a small network: exported, lowered through
+FINN, equal to torch (labels, logits, and the block's own output, bit for bit), and built (C
+simulation of the layer on the data that reaches it, code generation)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from qonnx.custom_op.registry import getCustomOp
 from torch import nn
 
 from brevitas_models.attention import BinaryAxialAttention
+from brevitas_models.export import export_qonnx as export_for_finn
+from brevitas_models.nets import build as build_network
 from hw_gen.build import build
 from hw_gen.errors import HwGenError
 from hw_gen.lowering.execute import finn_execute
@@ -25,8 +27,8 @@ from lowering_nets import binary_block, pixels, randomize_bn
 
 class AttentionNet(nn.Module):
     """8-bit input, a stride-2 binary conv, the attention block, then a 1x1 binary classifier
-    (the block's sign feeds XNOR units: its thresholds move into the layer) or a zero-padded
-    3x3 binary conv (an INT2 sign: the layer outputs its integers to FINN's thresholds)."""
+    or a zero-padded 3x3 binary conv (an INT2 sign: the layer outputs its integers to FINN's
+    thresholds instead of absorbing them)."""
 
     def __init__(self, after: str = "classifier", channels: int = 8, classes: int = 3, **kw):
         super().__init__()
@@ -37,15 +39,12 @@ class AttentionNet(nn.Module):
         self.cls = qnn.QuantConv2d(channels, classes, 1, bias=False,
                                    weight_quant=SignedBinaryWeightPerTensorConst)
 
-    def block_input(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down(self.inp(x))
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.cls(self.after(self.att(self.block_input(x))))
+        return self.cls(self.after(self.att(self.down(self.inp(x)))))
 
 
-def attention_net(after: str, seed: int, **kw) -> AttentionNet:
-    net = randomize_bn(AttentionNet(after, **kw), seed=seed)
+def with_random_gains(net: nn.Module, seed: int) -> nn.Module:
+    net = randomize_bn(net, seed=seed)
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         net.att.gain.copy_(torch.rand(net.att.channels, generator=g) * 2 * (1 << net.att.frac_bits))
@@ -53,17 +52,32 @@ def attention_net(after: str, seed: int, **kw) -> AttentionNet:
 
 
 NETS = {
-    "fused": dict(after="classifier", seed=3),
-    "unfused": dict(after="padded_conv", seed=4, value_bits=3, frac_bits=5),
+    # the demo network (width 4): the block's sign feeds an upsampling and a concat into XNOR
+    # units, so its thresholds move into the layer
+    "demo": lambda: (with_random_gains(build_network("demo", width=4), 7), (2, 3, 32, 32)),
+    "unfused": lambda: (with_random_gains(
+        AttentionNet("padded_conv", value_bits=3, frac_bits=5), 4), (2, 3, 10, 14)),
 }
+
+
+def block_io(net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The attention block's input and output in a torch forward of ``net``."""
+    seen = {}
+    handle = net.att.register_forward_hook(lambda m, i, o: seen.update(x=i[0], y=o))
+    try:
+        with torch.no_grad():
+            net(x)
+    finally:
+        handle.remove()
+    return getattr(seen["x"], "value", seen["x"]), getattr(seen["y"], "value", seen["y"])
 
 
 @pytest.fixture(scope="module", params=sorted(NETS))
 def built(request, tmp_path_factory):
-    net = attention_net(**NETS[request.param])
-    x = pixels((2, 3, 10, 14), seed=1)
+    net, shape = NETS[request.param]()
+    x = pixels(shape, seed=1)
     out = tmp_path_factory.mktemp(f"attention_{request.param}")
-    export_qonnx(net, x[:1], str(out / "model.onnx"), dynamo=False)
+    export_for_finn(net, x[:1], out / "model.onnx")
     np.save(out / "x.npy", x.numpy())
     result = build(out / "model.onnx", out / "build", input_npy=out / "x.npy",
                    stop_after="codegen")
@@ -83,18 +97,19 @@ def test_lowered_network_equals_torch(built):
     # the block's own output, bit for bit: FINN's execution of our layer against torch
     (layer,) = _attention_nodes(before)
     context = finn_execute(before, x.numpy(), return_context=True)
-    got = np.asarray(context[layer.output[0]])
-    with torch.no_grad():
-        block_out = net.att(net.block_input(x))
-    if kind == "fused":
-        bits = getCustomOp(layer).get_nodeattr("outputDataType")
-        want = (block_out > 0).numpy() if bits == "BINARY" else block_out.numpy()
-        assert np.array_equal(got.transpose(0, 3, 1, 2), want.astype(np.float32))
-    else:  # the layer outputs s * I; torch's integer output times the absorbed signs
+    got = np.asarray(context[layer.output[0]]).transpose(0, 3, 1, 2)
+    block_in, block_out = block_io(net, x)
+    inst = getCustomOp(layer)
+    if kind == "demo":  # thresholds absorbed: the layer outputs the block's output bits
+        assert inst.fused
+        bits = inst.get_nodeattr("outputDataType")
+        want = (block_out > 0).numpy() if bits == "BINARY" else torch.sign(block_out).numpy()
+        assert np.array_equal(got, want.astype(np.float32))
+    else:  # the layer outputs s * I: torch's integer output times the absorbed signs
         with torch.no_grad():
-            integers = net.att.integer_output(net.block_input(x)).numpy()
-        signs = np.asarray(getCustomOp(layer).get_nodeattr("OutputSign") or [1] * 8)
-        assert np.array_equal(got.transpose(0, 3, 1, 2), integers * signs[None, :, None, None])
+            integers = net.att.integer_output(block_in).numpy()
+        signs = np.asarray(inst.get_nodeattr("OutputSign") or [1] * integers.shape[1])
+        assert np.array_equal(got, integers * signs[None, :, None, None])
 
 
 def test_block_maps_to_mvaus_and_one_attention_layer(built):
@@ -103,15 +118,15 @@ def test_block_maps_to_mvaus_and_one_attention_layer(built):
     (layer,) = _attention_nodes(model)
     inst = getCustomOp(layer)
     assert layer.op_type == "AxialAttention_hls"
-    assert inst.fused == (kind == "fused")
+    assert inst.fused == (kind == "demo")
     producers = [model.find_producer(t) for t in layer.input]
     assert [p.op_type for p in producers[:3]] == ["MVAU_hls"] * 3  # Q, K, V projections
     assert producers[3].op_type == "DuplicateStreams_hls"  # the block input, for the residual
     assert all(getCustomOp(p).get_nodeattr("binaryXnorMode") == 1 for p in producers[:3])
     assert 3 in inst.get_nodeattr("binaryInputs")  # X shares the XNOR units' sign
     consumer = model.find_consumer(layer.output[0])
-    if kind == "fused":
-        assert consumer.op_type.startswith("MVAU")
+    if kind == "demo":
+        assert consumer.op_type.startswith("UpsampleNearestNeighbour")
         assert inst.get_output_datatype().name in ("BINARY", "BIPOLAR")
     else:
         assert consumer.op_type.startswith("Thresholding")
@@ -147,7 +162,7 @@ def test_a_scaled_value_input_is_refused(tmp_path):
 
     from hw_gen.lowering import attention as lowering
 
-    net = attention_net("classifier", seed=3)
+    net = with_random_gains(AttentionNet(), 3)
     export_qonnx(net, pixels((1, 3, 10, 14)), str(tmp_path / "m.onnx"), dynamo=False)
     model = ModelWrapper(str(tmp_path / "m.onnx"))
     node = next(n for n in model.graph.node if n.op_type == lowering.OP_TYPE)
