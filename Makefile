@@ -6,7 +6,7 @@ CONSTRAINTS := requirements/constraints.txt
 PIP := $(PY) -m pip install --disable-pip-version-check -q -c $(CONSTRAINTS)
 STAMP := $(VENV)/.setup-done
 
-.PHONY: setup demo test test-all clean
+.PHONY: setup demo test test-all bench clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,10 @@ test: setup
 
 test-all: setup
 	$(PY) -m pytest -q -n 2
+
+bench: setup
+	$(PY) bench/sim_conv.py --out bench/sim_conv.json
+	$(PY) bench/sim_vs_torch_finn.py
 
 clean:
 	rm -rf build/ demo_out/ .pytest_cache

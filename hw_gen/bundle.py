@@ -75,15 +75,20 @@ def _hw_base_attrs(inst: Any) -> set[str]:
     return set(HWCustomOp.get_nodeattr_types(inst))
 
 
+def _raw_attrs(node: NodeProto) -> dict[str, Any]:
+    return {a.name: _jsonable(helper.get_attribute_value(a)) for a in node.attribute}
+
+
 def _node_attrs(node: NodeProto, hw: bool) -> dict[str, Any]:
     """Attributes under their ONNX/FINN names, custom ops' defaults filled in."""
     if not node.domain or node.domain == "ai.onnx":
-        return {a.name: _jsonable(helper.get_attribute_value(a)) for a in node.attribute}
+        return _raw_attrs(node)
     inst = getCustomOp(node)
     keys = set(inst.get_nodeattr_types())
     if hw:
         keys -= _hw_base_attrs(inst) | _BUILD_ATTRS
-    attrs = {}
+    # a plain qonnx op may carry ONNX attributes it does not declare (MaxPoolNHWC: dilations)
+    attrs = {} if hw else _raw_attrs(node)
     for key in sorted(keys):
         try:
             value = inst.get_nodeattr(key)

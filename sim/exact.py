@@ -10,6 +10,11 @@ modulo 2^64, which is all a hardware accumulator of at most 64 bits keeps).
 w)`` over bits packed into 64-bit words, with ``np.bitwise_count`` (numpy >= 2) or a lookup
 table (numpy 1.26); or as ``(K + a±1 . w±1) / 2`` through a float32 product, exact while
 K < 2^24. See :func:`xnor_method` for which is used.
+
+``plane_dot`` multiplies a few-bit integer matrix by {0,1} or {-1,+1} weights through the
+same packed words: one bit plane of the (two's complement) input at a time, ``popcount(a AND
+w)``. ``packed_plane_dot`` / ``packed_matches`` take rows already packed, as the fused
+convolution (``sim.kernels.fused``) builds them.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ _POPCOUNT_ELEMS = 1 << 22
 # Popcount by word loop up to this many 64-bit words per row (K <= 2048), else broadcast.
 _WORD_LOOP_MAX = 32
 # Elements per block of the word loop: its temporaries stay in cache.
-_BLOCK_ELEMS = 1 << 15
+_BLOCK_ELEMS = 1 << 16
 
 _HAS_BITWISE_COUNT = hasattr(np, "bitwise_count")
 _POPCOUNT_LUT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
@@ -34,7 +39,8 @@ MATMUL_METHODS = ("auto", "float32", "float64", "int64")
 XNOR_METHODS = ("auto", "float32", "popcount", "popcount_lut")
 
 
-def _max_abs(x: np.ndarray) -> int:
+def max_abs(x: np.ndarray) -> int:
+    """Largest absolute value of an integer-valued array (0 when empty)."""
     if x.size == 0:
         return 0
     return max(abs(int(x.min())), abs(int(x.max())))
@@ -59,7 +65,7 @@ def matmul_int(a: np.ndarray, w: np.ndarray, method: str = "auto") -> np.ndarray
     if method not in MATMUL_METHODS:
         raise ValueError(f"unknown matmul method {method!r}; choose from {MATMUL_METHODS}")
     if method == "auto":
-        method = matmul_method(_max_abs(a), _max_abs(w), a.shape[-1])
+        method = matmul_method(max_abs(a), max_abs(w), a.shape[-1])
     if method == "int64":
         return np.matmul(a.astype(np.int64, copy=False), w.astype(np.int64, copy=False))
     ftype = np.float32 if method == "float32" else np.float64
@@ -101,10 +107,69 @@ def xnor_popcount(a_bits: np.ndarray, w_bits: np.ndarray, method: str = "auto") 
         return (out + k) >> 1
     aw = pack_bit_rows(a_bits)
     ww = pack_bit_rows(np.ascontiguousarray(w_bits.T))
-    use_lut = method == "popcount_lut"
-    if aw.shape[1] <= _WORD_LOOP_MAX:
-        return k - _mismatches_word_loop(aw, ww, use_lut)
-    return k - _mismatches_broadcast(aw, ww, use_lut)
+    return packed_matches(aw, ww, k, use_lut=method == "popcount_lut")
+
+
+def packed_matches(aw: np.ndarray, ww: np.ndarray, k: int, use_lut: bool = False) -> np.ndarray:
+    """Agreeing bits (int64 (M, N)) of packed rows ``aw`` (M, words) and ``ww`` (N, words)
+    over ``k`` real bits; padding bits must be 0 in both."""
+    return k - _word_counts(aw, ww, np.bitwise_xor, use_lut).astype(np.int64)
+
+
+def plane_dot(
+    a: np.ndarray, bits: int, signed: bool, w_bits: np.ndarray, bipolar_weights: bool
+) -> np.ndarray:
+    """Exact ``a @ w`` (int64, (M, N)) for integers ``a`` (M, K) of ``bits`` bits (two's
+    complement when ``signed``) and weights given as bits ``w_bits`` (K, N): the weight is the
+    bit ({0, 1}) or, with ``bipolar_weights``, ``2 * bit - 1`` ({-1, +1})."""
+    ww = pack_bit_rows(np.ascontiguousarray(w_bits.T))
+    a = a.astype(np.int64) if a.dtype.kind == "f" else a
+    planes = [pack_bit_rows(((a >> j) & 1).astype(np.uint8)) for j in range(bits)]
+    return packed_plane_dot(planes, signed, ww, bipolar_weights)
+
+
+def packed_plane_dot(
+    planes: list[np.ndarray], signed: bool, ww: np.ndarray, bipolar_weights: bool
+) -> np.ndarray:
+    """:func:`plane_dot` on packed bit planes (least significant first), (M, words) each,
+    against packed weight bits ``ww`` (N, words); padding bits 0. Returns int64 (M, N)."""
+    m, n = planes[0].shape[0], ww.shape[0]
+    bits = 64 * ww.shape[1]
+    # |result| <= 2^planes * 2 * bits: int32 arithmetic while that fits
+    small = (1 << len(planes)) * 2 * bits < 1 << 31
+    total = np.zeros((m, n), dtype=np.int32 if small else np.int64)
+    set_bits = np.zeros(m, dtype=total.dtype)
+    for j, aw in enumerate(planes):
+        coef = -(1 << j) if signed and j == len(planes) - 1 else 1 << j
+        counts = _word_counts(aw, ww, np.bitwise_and, False)
+        total += counts if coef == 1 else coef * counts.astype(total.dtype)
+        if bipolar_weights:
+            set_bits += coef * popcount(aw).sum(axis=1, dtype=total.dtype)
+    if bipolar_weights:
+        # sum of b * (2p - 1) over a row = 2 * popcount(b AND p) - popcount(b)
+        total *= 2
+        total -= set_bits[:, None]
+    return total.astype(np.int64, copy=False)
+
+
+def packed_sign_dot(
+    positive: np.ndarray, zero: np.ndarray, minus_two: np.ndarray, ww: np.ndarray, k: int
+) -> np.ndarray:
+    """Exact ``a @ w`` (int64 (M, N)) for a 2-bit signed ``a`` (values -2..1) given as packed
+    rows of its ``a > 0``, ``a == 0`` and ``a == -2`` bits, times {-1, +1} weights packed as
+    bits ``ww`` (1 = +1); ``k`` real bits per row, padding 0.
+
+    ``a = s + d`` with ``s = +1`` where ``a > 0`` else ``-1`` (an XNOR product) and ``d`` = +1
+    where ``a == 0``, -1 where ``a == -2``, else 0: the correction is computed only for the
+    rows that have such entries (the border windows of a zero-padded binary map)."""
+    total = 2 * packed_matches(positive, ww, k) - k
+    rows = np.flatnonzero((zero | minus_two).any(axis=1))
+    for plane, sign in ((zero, 1), (minus_two, -1)):
+        sub = plane[rows]
+        # sum of w over the set bits = 2 * popcount(bits AND p) - popcount(bits)
+        ones = _word_counts(sub, ww, np.bitwise_and, False).astype(np.int64)
+        total[rows] += sign * (2 * ones - popcount(sub).sum(axis=1, dtype=np.int64)[:, None])
+    return total
 
 
 def pack_bit_rows(bits: np.ndarray) -> np.ndarray:
@@ -133,32 +198,44 @@ def _lut16() -> np.ndarray:
     return _POPCOUNT_LUT16
 
 
-def _mismatches_word_loop(aw: np.ndarray, ww: np.ndarray, use_lut: bool) -> np.ndarray:
+def _word_counts(aw: np.ndarray, ww: np.ndarray, op, use_lut: bool) -> np.ndarray:
+    """``popcount(op(aw[m], ww[n]))`` summed over the words, (M, N) int32 or int64."""
+    if aw.shape[1] <= _WORD_LOOP_MAX:
+        return _counts_word_loop(aw, ww, op, use_lut)
+    return _counts_broadcast(aw, ww, op, use_lut)
+
+
+def _counts_word_loop(aw: np.ndarray, ww: np.ndarray, op, use_lut: bool) -> np.ndarray:
     """Few words per row (K <= 64 * _WORD_LOOP_MAX): one pass per word over cache-sized
-    blocks of rows."""
+    blocks of rows; per-block sums fit uint16 (at most 64 * _WORD_LOOP_MAX bits)."""
     m, n, words = aw.shape[0], ww.shape[0], aw.shape[1]
     wwt = np.ascontiguousarray(ww.T)
-    out = np.empty((m, n), dtype=np.int64)
-    rows = max(1, _BLOCK_ELEMS // n)
-    tmp = np.empty((min(rows, m), n), dtype=np.uint64)
-    acc = np.empty((min(rows, m), n), dtype=np.int64)
+    awt = np.ascontiguousarray(aw.T)
+    out = np.empty((m, n), dtype=np.int32)
+    rows = min(m, max(1, _BLOCK_ELEMS // n))
+    tmp = np.empty((rows, n), dtype=np.uint64)
+    counts = np.empty((rows, n), dtype=np.uint8)
+    acc = np.empty((rows, n), dtype=np.uint16)
     for start in range(0, m, rows):
-        block = np.ascontiguousarray(aw[start : start + rows].T)
-        r = block.shape[1]
+        r = min(rows, m - start)
         acc[:r] = 0
         for j in range(words):
-            np.bitwise_xor(block[j][:, None], wwt[j][None, :], out=tmp[:r])
-            acc[:r] += popcount(tmp[:r], use_lut)
+            op(awt[j, start : start + r, None], wwt[j][None, :], out=tmp[:r])
+            if _HAS_BITWISE_COUNT and not use_lut:
+                np.bitwise_count(tmp[:r], out=counts[:r])
+            else:
+                counts[:r] = popcount(tmp[:r], use_lut)
+            acc[:r] += counts[:r]
         out[start : start + r] = acc[:r]
     return out
 
 
-def _mismatches_broadcast(aw: np.ndarray, ww: np.ndarray, use_lut: bool) -> np.ndarray:
-    """Many words per row: XOR whole rows against all columns, sum over the words."""
+def _counts_broadcast(aw: np.ndarray, ww: np.ndarray, op, use_lut: bool) -> np.ndarray:
+    """Many words per row: combine whole rows with all columns, sum over the words."""
     m, n, words = aw.shape[0], ww.shape[0], aw.shape[1]
     out = np.empty((m, n), dtype=np.int64)
     rows = max(1, _POPCOUNT_ELEMS // max(1, n * words))
     for start in range(0, m, rows):
-        x = aw[start : start + rows, None, :] ^ ww[None, :, :]
+        x = op(aw[start : start + rows, None, :], ww[None, :, :])
         out[start : start + rows] = popcount(x, use_lut).sum(axis=-1, dtype=np.int64)
     return out

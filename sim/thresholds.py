@@ -3,7 +3,8 @@
 Thresholds come as (C, T) per channel or (1, T) shared, as FINN and qonnx store them. Integer
 inputs compare against ``ceil(T)`` in int64 (for integer x, ``x >= T`` iff ``x >= ceil(T)``),
 so fractional thresholds that precede RoundAndClipThresholds count exactly; float inputs
-compare as floats. Sorted threshold rows are counted with one ``searchsorted``.
+compare as floats. A few thresholds per channel are counted by one comparison each; more,
+in sorted rows, with one ``searchsorted``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 _CHUNK_ELEMS = 1 << 24
+# Up to this many thresholds per channel, one comparison per threshold beats a search.
+_FEW_STEPS = 8
 
 
 def count_thresholds(x: np.ndarray, thresholds: np.ndarray, channel_axis: int = -1) -> np.ndarray:
@@ -26,7 +29,10 @@ def count_thresholds(x: np.ndarray, thresholds: np.ndarray, channel_axis: int = 
         )
     if xm.size == 0 or thr.shape[1] == 0:
         return np.zeros(np.shape(x), dtype=np.int64)
-    if xm.dtype.kind in "iub":
+    if xm.dtype.kind in "iub" and xm.dtype.itemsize <= 4 and thr.shape[1] <= _FEW_STEPS:
+        # float64 holds every such integer: x >= T compares exactly (NaN never fires)
+        counts = _count_few(xm, thr.astype(np.float64))
+    elif xm.dtype.kind in "iub":
         counts = _count_int(xm.astype(np.int64, copy=False), thr)
     else:
         counts = _count_float(xm.astype(np.float64, copy=False), thr.astype(np.float64))
@@ -46,6 +52,8 @@ def _count_int(x: np.ndarray, thr: np.ndarray) -> np.ndarray:
     steps = t.shape[1]
     if steps == 1:
         return (x >= t[:, 0]).astype(np.int64)
+    if steps <= _FEW_STEPS:
+        return _count_few(x, t)
     if not _sorted_rows(t):
         return _count_broadcast(x, t)
     if t.shape[0] == 1:
@@ -59,6 +67,14 @@ def _count_int(x: np.ndarray, thr: np.ndarray) -> np.ndarray:
     keys = (t - lo + offsets[:, None]).reshape(-1)
     found = np.searchsorted(keys, x - lo + offsets, side="right")
     return found - np.arange(channels, dtype=np.int64) * steps
+
+
+def _count_few(x: np.ndarray, thr: np.ndarray) -> np.ndarray:
+    """One comparison per threshold (rows broadcast over the channel axis, last)."""
+    count = (x >= thr[:, 0]).astype(np.int64)
+    for j in range(1, thr.shape[1]):
+        count += x >= thr[:, j]
+    return count
 
 
 def _count_float(x: np.ndarray, thr: np.ndarray) -> np.ndarray:

@@ -109,6 +109,15 @@ MVAU_CASES = [
     (40, 9, 8, 3, "UINT4", "INT4", "act", "INT3", [1, 2, 3], {"shared": True}),
     (40, 9, 8, 3, "INT3", "TERNARY", "act", "UINT3", [1, 4, 2], {"unsorted": True}),
     (32, 8, 4, 8, "BINARY", "BINARY", "xnor-act", "BIPOLAR", [1, 3, 3], {}),
+    # bit-plane products: few-bit inputs times BINARY / BIPOLAR weights
+    (72, 8, 8, 4, "INT2", "BIPOLAR", "act", "INT2", [1, 3, 5], {}),
+    (70, 6, 7, 3, "INT2", "BIPOLAR", "noact", "INT16", [1, 4], {}),
+    (45, 5, 5, 5, "UINT2", "BINARY", "noact", "UINT8", [1, 2, 3], {}),
+    (33, 7, 11, 7, "TERNARY", "BIPOLAR", "act", "UINT3", [1, 2, 2], {}),
+    (130, 4, 13, 2, "INT4", "BIPOLAR", "noact", "INT16", [1, 3], {}),
+    (64, 16, 8, 4, "UINT4", "BINARY", "act", "INT4", [1, 2, 2], {}),
+    (27, 9, 27, 3, "BINARY", "BIPOLAR", "noact", "INT8", [1, 5], {}),
+    (20, 3, 5, 3, "INT3", "BINARY", "noact", "INT8", [1, 6], {}),
 ]
 
 

@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 
 from hw_gen.bundle import write_bundle
+from test_sim_fused import CASES as CONV_CASES
+from test_sim_fused import conv_model
 from test_sim_kernels import (
     MVAU_CASES,
     SWG_CASES,
@@ -47,6 +49,9 @@ def test_bundles_run_under_numpy_1(finn_build_dir, tmp_path):
         model, shape = _swg_model(*c)
         cases.append((model, {"inp": random_tensor(rng, c[7], shape)}))
     cases += [_thresholding_case(i) for i in range(6)] + [_onnx_case(i) for i in range(14)]
+    for i, conv in enumerate(CONV_CASES):  # the fused window + MVAU kernel (sim.run fuses)
+        model, x = conv_model(np.random.default_rng(i), *conv[:-2])
+        cases.append((model, {"x": x[:1]}))
     stems, expected = [], []
     for i, (model, feed) in enumerate(cases):
         stem = tmp_path / f"case{i}"

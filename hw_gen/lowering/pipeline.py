@@ -91,7 +91,7 @@ def run_lowering(
                             target_fps=target_fps, folding_config=folding_config)
     start = 0
     last = None
-    model = _load(model_path)
+    model = load_model(model_path)
     if resume:
         done = [n for n in STEP_NAMES if step_path(out, n).exists()]
         if done and ctx_path.exists():
@@ -129,7 +129,8 @@ def run_lowering(
     return run
 
 
-def _load(model_path: str | Path) -> ModelWrapper:
+def load_model(model_path: str | Path) -> ModelWrapper:
+    """An ONNX model from a file; a one-line error for a missing or unreadable file."""
     path = Path(model_path)
     if not path.exists():
         raise HwGenError(f"model file not found: {path}")

@@ -30,6 +30,7 @@ from qonnx.util.cleanup import cleanup_model
 from hw_gen.errors import HwGenError, UnmappedNodesError
 from hw_gen.folding import apply_folding, is_hw
 from hw_gen.lowering import (
+    activation_tags,
     attention,
     bipolar,
     interface,
@@ -71,8 +72,10 @@ def qonnx_to_finn(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
     from finn.transformation.qonnx.convert_qonnx_to_finn import ConvertQONNXtoFINN
 
     model = model.transform(rounding.RecordHalfEvenQuantizers())
+    model = model.transform(activation_tags.RecordActivationQuants())
     model = model.transform(bipolar.UnitScaleBipolarQuant())
     model = model.transform(ConvertQONNXtoFINN())
+    model = model.transform(activation_tags.TagActivationTensors())
     return model.transform(rounding.TagHalfEvenThresholds())
 
 
@@ -111,6 +114,7 @@ def _layout_cleanup(model: ModelWrapper) -> ModelWrapper:
         reorder.MakeMaxPoolNHWC(),
         reorder.MakeScaleResizeNHWC(),
         absorb.AbsorbTransposeIntoMultiThreshold(),
+        activation_tags.TagTransposeInputs(),
         layout.AbsorbTransposeIntoResize(),
         reorder.MoveTransposePastJoinAdd(),
         reorder.MoveTransposePastJoinConcat(),

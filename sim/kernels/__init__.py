@@ -64,7 +64,31 @@ def get_kernel(op_type: str, hw: bool) -> KernelSpec | None:
     return KERNELS.get((hw, normalise_op_type(op_type)))
 
 
+# A fused kernel computes a consumer's output from its producer's inputs without the tensor
+# between them: ``fn(producer, consumer, producer_inputs, consumer_inputs_after_the_first)``,
+# returning the consumer's output, or None to decline (the executor then runs both nodes).
+# It must give the same integers as the two kernels in turn.
+FusionFn = Callable[[Node, Node, list[np.ndarray], list[np.ndarray]], "np.ndarray | None"]
+FUSIONS: dict[tuple[str, str], FusionFn] = {}
+
+
+def register_fusion(producer: str, consumer: str) -> Callable[[FusionFn], FusionFn]:
+    """Decorator: register a fused kernel for two hardware layers (normalised op types)."""
+
+    def deco(fn: FusionFn) -> FusionFn:
+        FUSIONS[(producer, consumer)] = fn
+        return fn
+
+    return deco
+
+
+def get_fusion(producer: Node, consumer: Node) -> FusionFn | None:
+    if not (producer.hw and consumer.hw):
+        return None
+    return FUSIONS.get((normalise_op_type(producer.op_type), normalise_op_type(consumer.op_type)))
+
+
 # Importing the kernel modules fills the registry.
-from sim.kernels import (  # noqa: E402,F401
-    attention, elementwise, matrix, onnx_ops, streams, upsample, window,
+from sim.kernels import (  # noqa: E402,F401,I001
+    attention, elementwise, fused, matrix, onnx_ops, streamlined, streams, upsample, window,
 )

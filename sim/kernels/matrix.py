@@ -11,6 +11,10 @@ FINN semantics (matrixvectoractivation.py, vectorvectoractivation.py, thresholdi
   fixed-width accumulator does. FINN's Python execution keeps the unbounded value instead.
 - Thresholding outputs ``count + ActVal``, and for a BIPOLAR output ``2*(count + ActVal) - 1``.
 - PE, SIMD and mem_mode do not change results.
+
+Products are exact by construction: XNOR popcount on packed words; inputs of at most four
+bits times BINARY/BIPOLAR weights one bit plane at a time (popcount of AND); anything else
+a BLAS product whose exactness bound comes from the declared data types (``sim.exact``).
 """
 
 from __future__ import annotations
@@ -18,15 +22,23 @@ from __future__ import annotations
 import numpy as np
 
 from sim.bundle import Node, SimError
-from sim.datatypes import as_int64, wrap
-from sim.exact import matmul_int, xnor_popcount
+from sim.datatypes import as_int64, dtype, wrap
+from sim.exact import max_abs, matmul_int, matmul_method, plane_dot, xnor_popcount
 from sim.kernels import register
 from sim.thresholds import count_thresholds
 
 
-def _activate(node: Node, acc: np.ndarray, thresholds: np.ndarray | None) -> np.ndarray:
-    """MVAU/VVAU tail: wrap to the accumulator type, then threshold unless noActivation."""
-    acc = as_int64(wrap(acc, node.attr("accDataType")))
+def activate(
+    node: Node, acc: np.ndarray, thresholds: np.ndarray | None, bound: int | None = None
+) -> np.ndarray:
+    """MVAU/VVAU tail: wrap to the accumulator type, then threshold unless noActivation.
+    ``bound``, where the caller knows one, is a bound on ``|acc|`` from the data types: an
+    accumulator type that holds it cannot wrap, and the wrap's scan is skipped."""
+    acc_type = dtype(node.attr("accDataType"))
+    if bound is not None and acc_type.min <= -bound and bound <= acc_type.max:
+        acc = acc.astype(np.int32) if bound < 1 << 31 else as_int64(acc)
+    else:
+        acc = as_int64(wrap(acc, acc_type))
     if node.attr("noActivation"):
         return acc
     if thresholds is None:
@@ -37,7 +49,7 @@ def _activate(node: Node, acc: np.ndarray, thresholds: np.ndarray | None) -> np.
     return count + int(node.attr("ActVal"))
 
 
-def _as_bits(values: np.ndarray, bipolar: bool, what: str, node: Node) -> np.ndarray:
+def as_bits(values: np.ndarray, bipolar: bool, what: str, node: Node) -> np.ndarray:
     v = np.asarray(values)
     if v.dtype.kind not in "iu":
         v = as_int64(v)
@@ -46,6 +58,44 @@ def _as_bits(values: np.ndarray, bipolar: bool, what: str, node: Node) -> np.nda
         enc = "-1/+1" if bipolar else "0/1"
         raise SimError(f"{node.label()}: {what} must hold {enc} values for an XNOR product")
     return bits.astype(np.uint8, copy=False)
+
+
+# Inputs of at most this many bits times {0,1} / {-1,+1} weights go through bit planes.
+PLANE_MAX_BITS = 4
+
+
+def plane_route(idt: str, wdt: str) -> bool:
+    """Few-bit integer inputs times BINARY or BIPOLAR weights: a popcount per input bit."""
+    i = dtype(idt)
+    return i.kind in ("int", "ternary") and i.bits <= PLANE_MAX_BITS and wdt in ("BINARY", "BIPOLAR")
+
+
+def product_bound(node: Node, w: np.ndarray) -> int | None:
+    """A bound on the MVAU's ``|accumulator|`` from its input type and weights."""
+    if node.attr("binaryXnorMode") or (
+        node.attr("inputDataType") == "BIPOLAR" and node.attr("weightDataType") == "BIPOLAR"
+    ):
+        return w.shape[0]  # a count of agreeing bits
+    i = dtype(node.attr("inputDataType"))
+    if not i.is_integer:
+        return None
+    return max(abs(int(i.min)), abs(int(i.max))) * max_abs(w) * w.shape[0]
+
+
+def _product(node: Node, a: np.ndarray, w: np.ndarray, bound: int | None) -> np.ndarray:
+    """The MVAU's exact accumulator, (rows of ``a``, MH) int64, by the cheapest exact path."""
+    idt, wdt = node.attr("inputDataType"), node.attr("weightDataType")
+    if node.attr("binaryXnorMode"):
+        return xnor_popcount(as_bits(a, False, "input", node), as_bits(w, False, "weights", node))
+    if idt == "BIPOLAR" and wdt == "BIPOLAR":
+        return xnor_popcount(as_bits(a, True, "input", node), as_bits(w, True, "weights", node))
+    if plane_route(idt, wdt):
+        i = dtype(idt)
+        return plane_dot(a, i.bits, i.signed, as_bits(w, wdt == "BIPOLAR", "weights", node),
+                         wdt == "BIPOLAR")
+    a = as_int64(a) if a.dtype.kind == "f" else a
+    method = "auto" if bound is None else matmul_method(bound, 1, 1)
+    return matmul_int(a, as_int64(w), method=method)
 
 
 @register("MVAU", reshape=True)
@@ -57,14 +107,9 @@ def mvau(node: Node, inputs: list[np.ndarray]) -> np.ndarray:
     if x.shape[-1] != mw and x.size % mw:
         raise SimError(f"{node.label()}: input shape {x.shape} does not hold vectors of MW={mw}")
     a = x.reshape(-1, mw)
-    idt, wdt = node.attr("inputDataType"), node.attr("weightDataType")
-    if node.attr("binaryXnorMode"):
-        acc = xnor_popcount(_as_bits(a, False, "input", node), _as_bits(w, False, "weights", node))
-    elif idt == "BIPOLAR" and wdt == "BIPOLAR":
-        acc = xnor_popcount(_as_bits(a, True, "input", node), _as_bits(w, True, "weights", node))
-    else:
-        acc = matmul_int(as_int64(a) if a.dtype.kind == "f" else a, as_int64(w))
-    out = _activate(node, acc, inputs[2] if len(inputs) > 2 else None)
+    bound = product_bound(node, w)
+    acc = _product(node, a, w, bound)
+    out = activate(node, acc, inputs[2] if len(inputs) > 2 else None, bound)
     lead = x.shape[:-1] if x.shape[-1] == mw else (a.shape[0],)
     return out.reshape(lead + (mh,))
 
@@ -95,7 +140,7 @@ def vvau(node: Node, inputs: list[np.ndarray]) -> np.ndarray:
     acc = np.einsum("nhwkc,kc->nhwc", xs, wk)
     if bipolar:
         acc = (acc + kk) >> 1
-    return _activate(node, acc, inputs[2] if len(inputs) > 2 else None)
+    return activate(node, acc, inputs[2] if len(inputs) > 2 else None)
 
 
 @register("Thresholding", reshape=True)

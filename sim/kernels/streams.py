@@ -30,6 +30,8 @@ def streaming_concat(node: Node, inputs: list[np.ndarray]) -> np.ndarray:
     got = [x.shape[-1] for x in inputs]
     if got != widths:
         raise SimError(f"{node.label()}: inputs have {got} channels, ChannelsPerStream is {widths}")
+    if all(x.dtype.kind in "iu" for x in inputs):
+        return np.concatenate(inputs, axis=-1)  # common integer type, wrapped by the executor
     return np.concatenate([as_int64(x) for x in inputs], axis=-1)
 
 

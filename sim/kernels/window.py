@@ -17,6 +17,7 @@ fmpadding_pixel.py, pool.py, globalaccpool.py, upsampler.py):
 from __future__ import annotations
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from sim.bundle import Node, SimError
 from sim.datatypes import as_int64, dtype
@@ -46,19 +47,23 @@ def sliding_window(
     oh, ow = conv_out_dim(h, kh, sh, 0, dh), conv_out_dim(w, kw, sw, 0, dw)
     if oh <= 0 or ow <= 0:
         raise ValueError(f"window {kernel} (dilation {dilation}) larger than the {h}x{w} map")
-    out = np.empty((n, oh, ow, kh, kw, c), dtype=x.dtype)
-    for ky in range(kh):
-        rows = slice(ky * dh, ky * dh + (oh - 1) * sh + 1, sh)
-        for kx in range(kw):
-            cols = slice(kx * dw, kx * dw + (ow - 1) * sw + 1, sw)
-            out[:, :, :, ky, kx, :] = x[:, rows, cols, :]
+    # (n, h', w', c, eh, ew) view of every extent, then stride and dilation by slicing;
+    # one contiguous copy in (ky, kx, c) order
+    view = sliding_window_view(x, (dh * (kh - 1) + 1, dw * (kw - 1) + 1), axis=(1, 2))
+    view = view[:, : (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw, :, ::dh, ::dw]
+    out = np.ascontiguousarray(view.transpose(0, 1, 2, 4, 5, 3))
     return out.reshape(n, oh, ow, kh * kw * c)
+
+
+def check_window_input(node: Node, x: np.ndarray) -> None:
+    """A ConvolutionInputGenerator's input must be NHWC of its declared size and channels."""
+    _nhwc(node, x, tuple(node.attr("IFMDim")), int(node.attr("IFMChannels")))
 
 
 @register("ConvolutionInputGenerator")
 def convolution_input_generator(node: Node, inputs: list[np.ndarray]) -> np.ndarray:
     x = inputs[0]
-    _nhwc(node, x, tuple(node.attr("IFMDim")), int(node.attr("IFMChannels")))
+    check_window_input(node, x)
     k = tuple(int(v) for v in node.attr("ConvKernelDim"))
     s = tuple(int(v) for v in node.attr("Stride"))
     d = tuple(int(v) for v in node.attr("Dilation"))
