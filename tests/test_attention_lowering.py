@@ -177,3 +177,19 @@ def test_a_scaled_value_input_is_refused(tmp_path):
 
     with pytest.raises(HwGenError, match="BinaryAxialAttention.*V must be an integer tensor"):
         lower(tmp_path / "scaled.onnx", tmp_path / "out", stop_after="attention")
+
+
+def test_three_way_check_passes_with_the_attention_activations(built):
+    """torch == FINN's execution == sim at every lowering step, every activation of the block
+    (Q, K, V, its output) included, as ``make demo`` checks it."""
+    from hw_gen.threeway import check_against_torch
+
+    kind, net, x, result = built
+    with torch.no_grad():
+        three = check_against_torch(net, result.out_dir, x.numpy())
+    assert three.passed, [s.errors for s in three.steps if not s.passed]
+    streamlined = next(s for s in three.steps if s.step == "streamline")
+    # demo: ten binary activations and the block's Q, K, V, output; the small network: its
+    # two signs, the block's four (V an INT3 Quant) and the INT2 sign after it
+    quantizers = {t.activation.split("_")[0] for t in streamlined.tensors}
+    assert len(streamlined.tensors) == (15 if kind == "demo" else 7), quantizers

@@ -41,6 +41,7 @@ from qonnx.transformation.infer_shapes import InferShapes
 
 from hw_gen.errors import HwGenError
 from hw_gen.layers.upsample import smallest_int_type
+from hw_gen.lowering import activation_tags
 from hw_gen.lowering.graph import (
     attr,
     is_positive_scalar_mul,
@@ -327,6 +328,10 @@ class XnorEncodeSigns(Transformation):
             else:
                 encoded = twin.output[0]
                 model.graph.node.remove(sign)
+                # the twin carries the activation now (BINARY: its XNOR encoding)
+                tag = activation_tags.get_tag(model, tensor)
+                if tag is not None and activation_tags.get_tag(model, encoded) is None:
+                    activation_tags.set_tag(model, encoded, tag)
             for layer, inst, ind in uses:
                 layer.input[ind] = encoded
                 inst.set_nodeattr("binaryInputs", sorted(set(inst.get_nodeattr("binaryInputs")) | {ind}))
