@@ -12,20 +12,21 @@ front of them (a ``Mul`` after a sign) are bypassed; V must be integer (the bloc
 with the fixed scale 1). The layer's output is the integer ``I``; the scale after it and the
 batch norm fold with the sign into one threshold per channel in FINN's streamlining.
 
-FINN's Thresholding layer cannot output BIPOLAR (out_scale 2), and the XNOR conversion gives
-a sign that also feeds XNOR units a BINARY twin: :class:`XnorEncodeSigns` lets the layer read
-such signs XNOR-encoded (``binaryInputs``: 1 for +1, 0 for -1, the bits a BIPOLAR stream carries
-anyway), sharing the twin or retyping a sign that only our layers read.
-
 A batch norm with a negative scale leaves a ``Mul(-1)`` on some channels in front of the
 thresholds, which FINN absorbs only into a matrix-vector unit's weights:
 :class:`AbsorbOutputSign` moves it into the layer (its ``OutputSign``), in the streamline step
 right after FINN's streamlining creates it (before the layout clean-up, which it would block).
-At the end of that step :class:`AbsorbRebinarization` takes the threshold into the layer, which decides ``I >= T`` as
-``n2 >= (T - P x) * den2`` without dividing (the comparison the hardware makes); where the
-threshold is not a single one per channel into BINARY/BIPOLAR, the layer outputs ``s I`` and
-FINN's Thresholding layer follows. :func:`fuse_rebinarization` runs both, with FINN's
-transpose absorption between them.
+
+At the end of that step, :func:`fuse_rebinarization`:
+
+* :class:`XnorEncodeSigns`: the XNOR conversion gives a sign that also feeds XNOR units a
+  BINARY twin, and the BIPOLAR original would become a second Thresholding layer with the same
+  thresholds; the layer reads the twin instead (``binaryInputs``: 1 for +1, 0 for -1, the bits
+  a BIPOLAR stream carries anyway), or a sign only our layers read is retyped.
+* :class:`AbsorbRebinarization` takes the threshold after the layer into it; the layer decides
+  ``I >= T`` as ``n2 >= (T - P x) * den2`` without dividing (the comparison the hardware
+  makes). Where the threshold is not a single one per channel into BINARY/BIPOLAR, the layer
+  outputs ``s I`` and FINN's Thresholding layer follows.
 """
 
 from __future__ import annotations
