@@ -54,7 +54,7 @@ def with_random_gains(net: nn.Module, seed: int) -> nn.Module:
 NETS = {
     # the demo network (width 4): the block's sign feeds an upsampling and a concat into XNOR
     # units, so its thresholds move into the layer
-    "demo": lambda: (with_random_gains(build_network("demo", width=4), 7), (2, 3, 32, 32)),
+    "demo": lambda: (with_random_gains(build_network("demo", width=4), 7), (2, 3, 24, 24)),
     "unfused": lambda: (with_random_gains(
         AttentionNet("padded_conv", value_bits=3, frac_bits=5), 4), (2, 3, 10, 14)),
 }
