@@ -8,8 +8,9 @@ scalar ``Mul``; our ``-s`` pads become ``-1`` pads on the +-1 tensor).
 
 ``check_export`` runs qonnx's executor (``execute_onnx``; onnxruntime cannot run
 ``BipolarQuant``) and compares with torch: logits within float rounding, identical arg-max
-labels, and identical integers at every quantized activation (input ``Quant`` and activation
-``BipolarQuant`` nodes, matched in call order with the torch quantizers).
+labels, and identical integers at every quantized activation: each activation ``Quant`` /
+``BipolarQuant`` output of the graph must equal (``np.array_equal``) the integer tensor of a
+distinct torch ``QuantIdentity`` call.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ def _quant_activation_modules(model: torch.nn.Module) -> list[qnn.QuantIdentity]
 
 def _torch_integer_activations(model: torch.nn.Module, x: torch.Tensor):
     """Run ``model`` on ``x``; return logits and the integer tensor of every ``QuantIdentity``
-    call, in call order."""
+    call."""
     records: list[np.ndarray] = []
 
     def hook(module, _inputs, output):
@@ -144,11 +145,19 @@ def check_export(model: torch.nn.Module, onnx_path: str | Path, x: torch.Tensor)
             f"check_export: {len(onnx_ints)} quantized activations in the QONNX graph, "
             f"{len(torch_ints)} quantizer calls in torch"
         )
+    # The exporter's node order need not be torch's call order (parallel branches), so each
+    # graph tensor is matched with a distinct torch quantizer output equal to it.
+    unused = list(torch_ints)
     checked, mismatches = [], []
-    for (name, onnx_int), torch_int in zip(onnx_ints, torch_ints):
+    for name, onnx_int in onnx_ints:
         checked.append(name)
-        if onnx_int.shape != torch_int.shape or not np.array_equal(onnx_int, torch_int):
+        match = next(
+            (i for i, t in enumerate(unused) if t.shape == onnx_int.shape and np.array_equal(t, onnx_int)), None
+        )
+        if match is None:
             mismatches.append(name)
+        else:
+            unused.pop(match)
     tolerance = LOGIT_RTOL * max(1.0, float(np.abs(logits).max()))
     return ExportCheck(
         max_logit_diff=float(np.abs(out - logits).max()),

@@ -13,7 +13,7 @@
 
 Every network takes float input N x 3 x H x W in [0, 1] (pixel / 255), returns logits
 N x num_classes x H x W, and carries ``name``, ``width``, ``num_classes`` and ``input_size``
-(the H, W it is meant for; any size divisible by 8 works for the encoder-decoders).
+(the H, W it is meant for; any size divisible by 8, at least 16, works for the encoder-decoders).
 
 The encoder-decoder (``width`` = w, spatial size at each stage in brackets):
 
@@ -25,8 +25,13 @@ The encoder-decoder (``width`` = w, spatial size at each stage in brackets):
              d = w/2; "axial" for ``demo``, "none" = absent; binary networks only)
     dec2     nearest x2, concat enc2, 3x3                                          2w  [H/4]
     dec1     nearest x2, concat enc1, 3x3                                          w   [H/2]
-    dec0     nearest x2, concat stem, 3x3                                          w   [H]
+    dec0     MBU x2 (below), concat stem, 3x3                                      w   [H]
     head     1x1 conv, 8-bit weights, 16-bit bias -> logits
+
+MBU: the paper's multi-branch parallel upsampling (``brevitas_models.mbu``, default K=4
+dilations 1-4, fixed-point sigmoid gates, bilinear; its float twin in ``demo_fp``); with
+``EncoderDecoder(..., mbu=False)`` dec0 upsamples nearest like the others. Dilation 4 needs a
+map larger than 4 at H/2: inputs of at least 16 x 16.
 
 The skip connections are channel concatenations of binary tensors. The two tensors of each
 concat share one activation quantizer (one scale), so the concat is a plain binary tensor.
@@ -43,6 +48,7 @@ from brevitas_models.attention import BinaryAxialAttention
 from brevitas_models.data.synthetic import NUM_CLASSES
 from brevitas_models.errors import ModelError
 from brevitas_models.layers import BinaryAct, BinaryConvBlock, Classifier, InputBlock
+from brevitas_models.mbu import FloatMultiBranchUpsample, MultiBranchUpsample
 
 DEFAULT_INPUT_SIZE = (64, 64)
 DEFAULT_WIDTHS = {"demo": 16, "demo_fp": 16, "pixel_baseline": 32}
@@ -64,7 +70,8 @@ class _FloatConvBlock(nn.Module):
 class EncoderDecoder(nn.Module):
     """The demo architecture (see the module docstring), binary or full precision."""
 
-    def __init__(self, width: int, num_classes: int, binary: bool, attention: str = "none"):
+    def __init__(self, width: int, num_classes: int, binary: bool, mbu: bool = True,
+                 attention: str = "none"):
         super().__init__()
         w = width
         self.binary = binary
@@ -96,6 +103,13 @@ class EncoderDecoder(nn.Module):
         self.dec1 = block(4 * w, w, self.enc1.act, share_act_with=self.stem.act)
         self.dec0 = block(2 * w, w, self.stem.act, return_quant_tensor=binary)
         self.up = nn.Upsample(scale_factor=2, mode="nearest")
+        # mbu: the decoder's last x2 is the paper's multi-branch parallel upsampling block
+        # (its float twin in the full-precision network), else nearest like the others
+        self.mbu: nn.Module | None = None
+        if mbu and binary:
+            self.mbu = MultiBranchUpsample(w, w, self.dec1.act, share_act_with=self.stem.act)
+        elif mbu:
+            self.mbu = FloatMultiBranchUpsample(w, w)
         if binary:
             self.head: nn.Module = Classifier(w, num_classes)
         else:
@@ -108,7 +122,7 @@ class EncoderDecoder(nn.Module):
         c = self.att(self.ctx(self.down3(e2)))
         d2 = self.dec2(torch.cat([self.up(c), e2], 1))
         d1 = self.dec1(torch.cat([self.up(d2), e1], 1))
-        d0 = self.dec0(torch.cat([self.up(d1), e0], 1))
+        d0 = self.dec0(torch.cat([self.up(d1) if self.mbu is None else self.mbu(d1), e0], 1))
         return self.head(d0)
 
 

@@ -136,6 +136,8 @@ def _move_mul_past_concat(model: ModelWrapper, concat: NodeProto) -> bool:
     scales = [_scalar_mul_value(model, m) for m in muls]
     if any(s is None for s in scales) or len({float(s) for s in scales}) != 1:
         return False
+    if len({m.output[0] for m in muls}) != len(muls):  # one Mul feeding several inputs
+        return False
     if any(len(model.find_consumers(m.output[0])) != 1 for m in muls):
         return False
     for i, mul in enumerate(muls):
@@ -182,7 +184,7 @@ def vector_zero_points(model: ModelWrapper) -> bool:
 
 
 def finn_ready(model: ModelWrapper) -> ModelWrapper:
-    """Apply all rewrites of this module; returns the sorted, shape-annotated model."""
+    """Apply all rewrites of this module (node order kept); returns the shape-annotated model."""
     unit_scale_bipolar(model)
     push_scalar_muls(model)
     vector_zero_points(model)

@@ -205,6 +205,7 @@ def train_or_load(
     split, and write the checkpoint. A file there that cannot be read is an error, not
     overwritten."""
     width = DEFAULT_WIDTHS.get(name, 0) if width is None else width
+    seed_everything(config.seed, config.threads)  # the initial weights depend on the seed too
     model = build(name, width, NUM_CLASSES, (config.image_size, config.image_size))
     path = checkpoint_path(out_dir, name, width)
     wanted = _wanted_meta(name, width, NUM_CLASSES, config)

@@ -217,9 +217,10 @@ def _csim_ours(out, state):
             continue
         inst = getCustomOp(node)
         if isinstance(inst, HwgenHLSBackend):
-            inputs = [np.asarray(tensors[t]).astype(np.int64) for t in node.input]
+            inputs = [np.asarray(tensors[t]).astype(np.int64) for t in node.input
+                      if model.get_initializer(t) is None]  # weights are not streamed
             expected = [np.asarray(tensors[t]).astype(np.int64) for t in node.output]
-            cases.append(LayerCase(inst, inputs, expected))
+            cases.append(LayerCase(inst, inputs, expected, model))
     if not cases:
         return StepResult("csim_ours", "skipped", "the graph has none of our layers")
     try:

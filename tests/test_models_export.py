@@ -1,6 +1,7 @@
 """QONNX export round trip (torch vs qonnx's executor), the FINN-ready rewrites, and FINN's
 QONNX-to-FINN conversion of the exported demo network."""
 
+import brevitas.nn as qnn
 import numpy as np
 import pytest
 import torch
@@ -10,7 +11,8 @@ from torch import nn
 
 from brevitas_models.errors import ModelError
 from brevitas_models.export import check_export, export_qonnx
-from brevitas_models.layers import BinaryConvBlock, Classifier, InputBlock
+from brevitas_models.layers import BinaryConvBlock, Classifier, InputBlock, binary_conv2d, shared_quant_identity
+from brevitas_models.quant import IntActPerTensor
 from brevitas_models.nets import build
 
 
@@ -41,6 +43,23 @@ class ZeroPaddedNet(nn.Module):
         return self.head(self.last(self.body(self.stem(x))))
 
 
+class ResidualNet(nn.Module):
+    """A skip stream on one shared 4-bit quantizer: the add is an integer add."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = InputBlock(3, 4)
+        self.conv = binary_conv2d(4, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4)
+        self.branch = qnn.QuantIdentity(act_quant=IntActPerTensor)
+        self.skip = shared_quant_identity(self.branch)
+        self.head = nn.Conv2d(4, 3, 1)
+
+    def forward(self, x):
+        e = self.stem(x)
+        return self.head(self.branch(self.bn(self.conv(e))) + self.skip(e))
+
+
 @pytest.fixture(scope="module")
 def demo_export(tmp_path_factory):
     model = _trained_a_little(build("demo", width=4), size=(32, 32))
@@ -57,16 +76,16 @@ def test_demo_export_matches_torch(demo_export):
     torch.manual_seed(1)
     result = check_export(model, path, torch.rand(2, 3, 32, 32))
     assert result.ok, result
-    # the input quantizer, all ten binary activations and the attention block's four (Q, K,
-    # V and its output), each integer for integer
-    assert len(result.integer_tensors_checked) == 15
+    # the input quantizer, all eleven binary activations (the MBU's included) and the
+    # attention block's four (Q, K, V and its output), each integer for integer
+    assert len(result.integer_tensors_checked) == 16
 
 
 def test_demo_export_is_finn_ready(demo_export):
     _, path = demo_export
     model = ModelWrapper(str(path))
     pads = model.get_nodes_by_op_type("Pad")
-    assert len(pads) == 9
+    assert len(pads) == 9 + 4  # the MBU pads each of its four branches
     for pad in pads:
         assert model.find_producer(pad.input[0]).op_type in ("BipolarQuant", "Concat", "Resize")
         assert model.get_initializer(pad.input[2]).tolist() == -1.0
@@ -83,13 +102,33 @@ def test_zero_padded_net_export_matches_torch(tmp_path):
     assert result.ok, result
 
 
+def test_shared_scale_residual_export_matches_torch(tmp_path):
+    model = _trained_a_little(ResidualNet())
+    path = export_qonnx(model, torch.rand(1, 3, 16, 16), tmp_path / "residual.onnx")
+    assert _op_types(path).count("Quant") >= 3
+    result = check_export(model, path, torch.rand(2, 3, 16, 16))
+    assert result.ok, result
+    assert len(result.integer_tensors_checked) == 4
+
+
+def test_check_export_catches_a_model_that_differs(tmp_path):
+    model = _trained_a_little(ZeroPaddedNet())
+    path = export_qonnx(model, torch.rand(1, 3, 16, 16), tmp_path / "zero.onnx")
+    with torch.no_grad():
+        model.body.bn.bias.add_(torch.tensor([3.0, 0, 0, 0, 0, 0]))  # channel 0 now always +1
+    result = check_export(model, path, torch.rand(2, 3, 16, 16))
+    assert not result.ok
+    assert len(result.integer_mismatches) >= 1
+
+
 def test_finn_rewrites_change_no_value(demo_export, tmp_path):
     model, ready = demo_export
     x = torch.rand(1, 3, 32, 32)
     raw = export_qonnx(model, x, tmp_path / "raw.onnx", for_finn=False)
     raw_types, ready_types = _op_types(raw), _op_types(ready)
-    # the raw export's only Mul is the attention block's 2^-F after its integer core
-    assert raw_types.count("Mul") == 1 and ready_types.count("Mul") >= 11
+    # in the raw export the only Muls are the MBU's four branch gates and the attention
+    # block's 2^-F after its integer core
+    assert raw_types.count("Mul") == 5 and ready_types.count("Mul") >= 10 + 5
     outputs = []
     for path in (raw, ready):
         wrapped = ModelWrapper(str(path))
@@ -99,7 +138,7 @@ def test_finn_rewrites_change_no_value(demo_export, tmp_path):
     raw_model = ModelWrapper(str(raw))
     scale = float(model.stem.act.scale().detach())
     constants = [float(raw_model.get_initializer(p.input[2])) for p in raw_model.get_nodes_by_op_type("Pad")]
-    assert len(constants) == 9 and all(c < 0 for c in constants)
+    assert len(constants) == 9 + 4 and all(c < 0 for c in constants)
     assert any(c == np.float32(-scale) for c in constants)
 
 

@@ -29,6 +29,7 @@ import numpy as np
 from finn.custom_op.fpgadataflow.hlsbackend import HLSBackend
 from finn.custom_op.fpgadataflow.hwcustomop import HWCustomOp
 from qonnx.core.datatype import DataType
+from qonnx.core.modelwrapper import ModelWrapper
 
 from hw_gen.errors import HwGenError
 from hw_gen.layers.naming import c_identifier
@@ -104,8 +105,9 @@ class HwgenHLSBackend(HLSBackend):
     layer_template: ClassVar[str]
 
     @abstractmethod
-    def template_context(self) -> dict[str, Any]:
-        """The values the layer template needs (types, sizes, folding)."""
+    def template_context(self, model: ModelWrapper | None = None) -> dict[str, Any]:
+        """The values the layer template needs (types, sizes, folding); ``model`` holds the
+        node's initializer inputs (weights) for layers that have any."""
 
     def top_name(self) -> str:
         name = self.onnx_node.name
@@ -118,9 +120,9 @@ class HwgenHLSBackend(HLSBackend):
     def header_name(self) -> str:
         return f"{self.top_name()}.hpp"
 
-    def render_sources(self) -> dict[str, str]:
+    def render_sources(self, model: ModelWrapper | None = None) -> dict[str, str]:
         """File name -> text of the layer's C++: its header and the top function."""
-        context = dict(self.template_context())
+        context = dict(self.template_context(model))
         context.update(self.port_context())
         header = render(self.layer_template, **context)
         top = render("top.cpp.j2", header=self.header_name(), **context)
@@ -139,7 +141,7 @@ class HwgenHLSBackend(HLSBackend):
         if not str(code_dir) or str(code_dir) == ".":
             raise HwGenError(f"{self.onnx_node.name}: code_gen_dir_ipgen is not set")
         code_dir.mkdir(parents=True, exist_ok=True)
-        sources = self.render_sources()
+        sources = self.render_sources(model)
         for name, text in sources.items():
             (code_dir / name).write_text(text)
         include = code_dir / SYNTH_INCLUDE_DIR

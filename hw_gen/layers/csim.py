@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 from qonnx.core.datatype import DataType
+from qonnx.core.modelwrapper import ModelWrapper
 
 from hw_gen import cppsim
 from hw_gen.layers.base import HwgenHLSBackend
@@ -18,11 +19,13 @@ from hw_gen.templating import render
 @dataclass
 class LayerCase:
     """One layer to C-simulate: inputs and expected outputs are NHWC integer arrays, one per
-    stream, with any number of frames."""
+    stream, with any number of frames; ``model`` holds the layer's initializer inputs
+    (weights), for layers that have any."""
 
     layer: HwgenHLSBackend
     inputs: list[np.ndarray]
     expected: list[np.ndarray]
+    model: ModelWrapper | None = None
 
     @property
     def top(self) -> str:
@@ -63,7 +66,7 @@ def testbench_sources(cases: list[LayerCase]) -> dict[str, str]:
     sources: dict[str, str] = {}
     layers = []
     for case in cases:
-        rendered = case.layer.render_sources()
+        rendered = case.layer.render_sources(case.model)
         top_file = f"top_{case.top}.inc"
         sources[top_file] = rendered.pop(f"top_{case.top}.cpp")
         sources.update(rendered)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 from qonnx.core.datatype import DataType
+from qonnx.core.modelwrapper import ModelWrapper
 
 from hw_gen.errors import HwGenError
 from hw_gen.layers.base import HwgenHLSBackend, HwgenLayer
@@ -39,6 +40,14 @@ def smallest_int_type(lo: int, hi: int) -> DataType:
         return DataType[f"UINT{max(1, int(hi).bit_length())}"]
     bits = max(int(-lo - 1).bit_length(), int(hi).bit_length()) + 1
     return DataType[f"INT{bits}"]
+
+
+def upsample_luts(pe: int, mode: str, in_bits: int, out_bits: int) -> int:
+    """LUTs of the upsampling datapath (also a stage of other layers)."""
+    if mode == "nearest":
+        return 40 + pe * in_bits
+    # per element: 4 constant-weight products and 3 additions at the output width
+    return 120 + pe * 7 * out_bits
 
 
 class FoldedUpsample(HwgenLayer):
@@ -121,12 +130,9 @@ class FoldedUpsample(HwgenLayer):
         return math.ceil(bits / BRAM_18K_BITS) if bits > 2048 else 0
 
     def lut_estimation(self, fpgapart: str | None = None) -> int:
-        pe = self.get_nodeattr("PE")
-        if self.get_nodeattr("Mode") == "nearest":
-            return 40 + pe * self.get_input_datatype().bitwidth()
-        ow = self.get_output_datatype().bitwidth()
-        # per element: 4 constant-weight products and 3 additions at the output width
-        return 120 + pe * 7 * ow
+        return upsample_luts(self.get_nodeattr("PE"), self.get_nodeattr("Mode"),
+                             self.get_input_datatype().bitwidth(),
+                             self.get_output_datatype().bitwidth())
 
     def dsp_estimation(self, fpgapart: str | None = None) -> int:
         return 0
@@ -143,22 +149,29 @@ class FoldedUpsample_hls(FoldedUpsample, HwgenHLSBackend):
         attrs.update(HwgenHLSBackend.get_nodeattr_types(self))
         return attrs
 
-    def template_context(self) -> dict[str, Any]:
-        hi, wi, ho, wo, c = self._dims()
-        f, mode = self.get_nodeattr("Factor"), self.get_nodeattr("Mode")
-        idt, odt = self.get_input_datatype(), self.get_output_datatype()
-        ctx: dict[str, Any] = {
-            "mode": mode, "factor": f, "hi": hi, "wi": wi, "ho": ho, "wo": wo,
-            "channels": c, "pe": self.get_nodeattr("PE"),
-            "in_bits": idt.bitwidth(), "out_bits": odt.bitwidth(),
-            "in_kind": "bipolar" if idt == DataType["BIPOLAR"] else (
-                "signed" if idt.signed() else "unsigned"),
-        }
-        if mode == "bilinear":
-            rows, cols = axis_taps(hi, f), axis_taps(wi, f)
-            ctx["rows"] = {k: [int(v) for v in getattr(rows, k)] for k in rows._fields}
-            ctx["cols"] = {k: [int(v) for v in getattr(cols, k)] for k in cols._fields}
-        else:
-            ctx["rows"] = {"first": [o // f for o in range(ho)]}
-            ctx["cols"] = {"first": [o // f for o in range(wo)]}
-        return ctx
+    def template_context(self, model: ModelWrapper | None = None) -> dict[str, Any]:
+        hi, wi, _, _, c = self._dims()
+        return upsample_template_context(
+            hi, wi, c, self.get_nodeattr("PE"), self.get_nodeattr("Factor"),
+            self.get_nodeattr("Mode"), self.get_input_datatype(), self.get_output_datatype())
+
+
+def upsample_template_context(hi: int, wi: int, channels: int, pe: int, factor: int, mode: str,
+                              idt: DataType, odt: DataType) -> dict[str, Any]:
+    """What ``upsample.hpp.j2`` needs (besides ``top``), also for layers that embed the
+    upsampling as a stage of their own."""
+    ho, wo = hi * factor, wi * factor
+    ctx: dict[str, Any] = {
+        "mode": mode, "factor": factor, "hi": hi, "wi": wi, "ho": ho, "wo": wo,
+        "channels": channels, "pe": pe, "in_bits": idt.bitwidth(), "out_bits": odt.bitwidth(),
+        "in_kind": "bipolar" if idt == DataType["BIPOLAR"] else (
+            "signed" if idt.signed() else "unsigned"),
+    }
+    if mode == "bilinear":
+        rows, cols = axis_taps(hi, factor), axis_taps(wi, factor)
+        ctx["rows"] = {k: [int(v) for v in getattr(rows, k)] for k in rows._fields}
+        ctx["cols"] = {k: [int(v) for v in getattr(cols, k)] for k in cols._fields}
+    else:
+        ctx["rows"] = {"first": [o // factor for o in range(ho)]}
+        ctx["cols"] = {"first": [o // factor for o in range(wo)]}
+    return ctx

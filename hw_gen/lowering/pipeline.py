@@ -25,6 +25,7 @@ STEPS: list[tuple[str, S.StepFn]] = [
     ("input_interface", S.input_interface),
     ("qonnx_to_finn", S.qonnx_to_finn),
     ("tidy", S.tidy),
+    ("multi_branch_upsampling", S.multi_branch_upsampling),
     ("upsampling", S.upsampling),
     ("attention", S.attention_layers),
     ("binary_padding", S.binary_padding),

@@ -35,6 +35,7 @@ from hw_gen.lowering import (
     bipolar,
     interface,
     layout,
+    mbu,
     padding,
     resize,
     rounding,
@@ -87,6 +88,13 @@ def tidy(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
     for t in (InferShapes(), FoldConstants(), GiveUniqueNodeNamesRecursive(),
               GiveReadableTensorNames(), InferDataTypes(), RemoveStaticGraphInputs()):
         model = model.transform(t)
+    return model
+
+
+def multi_branch_upsampling(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
+    lowering = mbu.LowerMultiBranchUpsample()
+    model = model.transform(lowering)
+    ctx.facts["multi_branch_upsampling"] = lowering.lowered
     return model
 
 
