@@ -22,6 +22,7 @@ import math
 from typing import Any
 
 from qonnx.core.datatype import DataType
+from qonnx.core.modelwrapper import ModelWrapper
 
 from hw_gen.boards import BRAM_18K_BITS, URAM_BITS, Board
 from hw_gen.errors import HwGenError
@@ -294,7 +295,7 @@ class AxialAttention_hls(AxialAttention, HwgenHLSBackend):
         attrs.update(HwgenHLSBackend.get_nodeattr_types(self))
         return attrs
 
-    def template_context(self) -> dict[str, Any]:
+    def template_context(self, model: ModelWrapper | None = None) -> dict[str, Any]:
         spec = self.validate()
         vdt, odt = self.get_input_datatype(V), self.get_output_datatype()
         ctx: dict[str, Any] = {
