@@ -189,7 +189,8 @@ def test_three_way_check_passes_with_the_attention_activations(built):
         three = check_against_torch(net, result.out_dir, x.numpy())
     assert three.passed, [s.errors for s in three.steps if not s.passed]
     streamlined = next(s for s in three.steps if s.step == "streamline")
-    # demo: ten binary activations and the block's Q, K, V, output; the small network: its
-    # two signs, the block's four (V an INT3 Quant) and the INT2 sign after it
+    # demo: the UINT8 input, ten binary activations, the MBU's sign and the block's Q, K, V,
+    # output; the small network: its two signs, the block's four (V an INT3 Quant) and the
+    # INT2 sign after it
     quantizers = {t.activation.split("_")[0] for t in streamlined.tensors}
-    assert len(streamlined.tensors) == (15 if kind == "demo" else 7), quantizers
+    assert len(streamlined.tensors) == (16 if kind == "demo" else 7), quantizers
