@@ -3,7 +3,8 @@
 ``build(name, width=..., num_classes=...)``; ``NETWORKS`` lists the names:
 
 ``demo``            binary encoder-decoder for segmentation (below), 8-bit input layer, binary
-                    3x3 blocks, -1 padding, 8-bit classifier.
+                    3x3 blocks, -1 padding, binary axial attention at the lowest resolution,
+                    8-bit classifier.
 ``demo_fp``         its full-precision twin: the same architecture with float convs, ReLU and
                     zero padding, float input and classifier.
 ``pixel_baseline``  a per-pixel classifier (1x1 convs only): it cannot see context.
@@ -20,6 +21,8 @@ The encoder-decoder (``width`` = w, spatial size at each stage in brackets):
     enc1     3x3 stride 2, 3x3                                                     2w  [H/2]
     enc2     3x3 stride 2, 3x3                                                     4w  [H/4]
     ctx      3x3 stride 2, 3x3 dilation 2                                          4w  [H/8]
+    att      binary axial attention (``attention=`` a BinaryAxialAttention mode,    4w  [H/8]
+             d = w/2; "axial" for ``demo``, "none" = absent; binary networks only)
     dec2     nearest x2, concat enc2, 3x3                                          2w  [H/4]
     dec1     nearest x2, concat enc1, 3x3                                          w   [H/2]
     dec0     MBU x2 (below), concat stem, 3x3                                      w   [H]
@@ -41,6 +44,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
+from brevitas_models.attention import BinaryAxialAttention
 from brevitas_models.data.synthetic import NUM_CLASSES
 from brevitas_models.errors import ModelError
 from brevitas_models.layers import BinaryAct, BinaryConvBlock, Classifier, InputBlock
@@ -66,10 +70,13 @@ class _FloatConvBlock(nn.Module):
 class EncoderDecoder(nn.Module):
     """The demo architecture (see the module docstring), binary or full precision."""
 
-    def __init__(self, width: int, num_classes: int, binary: bool, mbu: bool = True):
+    def __init__(self, width: int, num_classes: int, binary: bool, mbu: bool = True,
+                 attention: str = "none"):
         super().__init__()
         w = width
         self.binary = binary
+        if attention != "none" and not binary:
+            raise ModelError("EncoderDecoder: attention is a block of the binary network")
         if binary:
             self.stem = InputBlock(3, w)
 
@@ -89,6 +96,9 @@ class EncoderDecoder(nn.Module):
         self.down3 = block(4 * w, 4 * w, self.enc2.act, stride=2)
         # each decoder input is a concat: the tensor upsampled into it shares the skip's scale
         self.ctx = block(4 * w, 4 * w, self.down3.act, dilation=2, share_act_with=self.enc2.act)
+        # the attention output is concatenated with e2 as well: it shares enc2's scale
+        self.att = BinaryAxialAttention(4 * w, max(1, w // 2), mode=attention,
+                                        share_act_with=self.enc2.act if binary else None)
         self.dec2 = block(8 * w, 2 * w, self.enc2.act, share_act_with=self.enc1.act)
         self.dec1 = block(4 * w, w, self.enc1.act, share_act_with=self.stem.act)
         self.dec0 = block(2 * w, w, self.stem.act, return_quant_tensor=binary)
@@ -109,7 +119,7 @@ class EncoderDecoder(nn.Module):
         e0 = self.stem(x)
         e1 = self.enc1(self.down1(e0))
         e2 = self.enc2(self.down2(e1))
-        c = self.ctx(self.down3(e2))
+        c = self.att(self.ctx(self.down3(e2)))
         d2 = self.dec2(torch.cat([self.up(c), e2], 1))
         d1 = self.dec1(torch.cat([self.up(d2), e1], 1))
         d0 = self.dec0(torch.cat([self.up(d1) if self.mbu is None else self.mbu(d1), e0], 1))
@@ -138,7 +148,8 @@ class PixelBaseline(nn.Module):
 Factory = Callable[[int, int], nn.Module]  # (width, num_classes) -> network
 
 NETWORKS: dict[str, Factory] = {
-    "demo": lambda width, num_classes: EncoderDecoder(width, num_classes, binary=True),
+    "demo": lambda width, num_classes: EncoderDecoder(width, num_classes, binary=True,
+                                                      attention="axial"),
     "demo_fp": lambda width, num_classes: EncoderDecoder(width, num_classes, binary=False),
     "pixel_baseline": PixelBaseline,
 }

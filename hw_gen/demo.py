@@ -79,6 +79,7 @@ def format_report(report, metrics, built, three, out: Path) -> str:
     csim = built.step("csim_ours")
     if csim is not None and csim.status == "pass":
         lines.append(f"our layers' C simulation matched bit for bit: {csim.details}")
+    lines += _buffer_lines(out / "build" / "layers.json")
     codegen = built.step("codegen")
     if codegen is not None and codegen.status == "pass":
         lines.append(f"FINN's code generation completed: {codegen.details}")
@@ -93,6 +94,17 @@ def format_report(report, metrics, built, three, out: Path) -> str:
     lines.append(f"outputs in {out}/ (predictions: {out}/models/demo_predictions.png)")
     lines.append(f"total {report['seconds']:.0f} s")
     return "\n".join(lines)
+
+
+def _buffer_lines(layers_json: Path) -> list[str]:
+    """One line per layer that reports its buffers (the attention layer's frame buffer and
+    residual FIFO)."""
+    if not layers_json.exists():
+        return []
+    buffers = json.loads(layers_json.read_text()).get("buffers", {})
+    return [f"{name}: frame buffer {b['frame_buffer']['bits']} bits ({b['row_type']} between "
+            f"the passes), residual FIFO {b['residual_fifo']['depth_words']} words"
+            for name, b in buffers.items()]
 
 
 def main(argv: list[str] | None = None) -> int:

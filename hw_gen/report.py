@@ -94,6 +94,21 @@ def throughput(rows: list[LayerRow], clk_ns: float) -> dict:
     }
 
 
-def write_layer_report(rows: list[LayerRow], clk_ns: float, path: Path) -> None:
+def buffer_reports(model: ModelWrapper, board=None) -> dict[str, dict]:
+    """Layer name -> its large buffers in bits and memory blocks, for layers that report them
+    (``buffer_report(board)``, e.g. the attention layer's frame buffer and residual FIFO)."""
+    reports = {}
+    for node in model.graph.node:
+        if is_hw(node):
+            method = getattr(getCustomOp(node), "buffer_report", None)
+            if method is not None:
+                reports[node.name] = method(board)
+    return reports
+
+
+def write_layer_report(rows: list[LayerRow], clk_ns: float, path: Path,
+                       buffers: dict[str, dict] | None = None) -> None:
     data = {"layers": [asdict(r) for r in rows], "throughput": throughput(rows, clk_ns)}
+    if buffers:
+        data["buffers"] = buffers
     path.write_text(json.dumps(data, indent=1))

@@ -76,9 +76,9 @@ def test_demo_export_matches_torch(demo_export):
     torch.manual_seed(1)
     result = check_export(model, path, torch.rand(2, 3, 32, 32))
     assert result.ok, result
-    # the input quantizer and all eleven binary activations (the MBU's included), each integer
-    # for integer
-    assert len(result.integer_tensors_checked) == 12
+    # the input quantizer, all eleven binary activations (the MBU's included) and the
+    # attention block's four (Q, K, V and its output), each integer for integer
+    assert len(result.integer_tensors_checked) == 16
 
 
 def test_demo_export_is_finn_ready(demo_export):
@@ -126,8 +126,9 @@ def test_finn_rewrites_change_no_value(demo_export, tmp_path):
     x = torch.rand(1, 3, 32, 32)
     raw = export_qonnx(model, x, tmp_path / "raw.onnx", for_finn=False)
     raw_types, ready_types = _op_types(raw), _op_types(ready)
-    # in the raw export the only Muls are the MBU's four branch gates
-    assert raw_types.count("Mul") == 4 and ready_types.count("Mul") >= 10 + 4
+    # in the raw export the only Muls are the MBU's four branch gates and the attention
+    # block's 2^-F after its integer core
+    assert raw_types.count("Mul") == 5 and ready_types.count("Mul") >= 10 + 5
     outputs = []
     for path in (raw, ready):
         wrapped = ModelWrapper(str(path))

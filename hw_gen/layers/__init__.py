@@ -4,11 +4,13 @@
 from finn.custom_op.fpgadataflow import register_custom_op as register_hw
 from finn.custom_op.fpgadataflow.hls import register_custom_op as register_hls
 
+from hw_gen.layers.attention import AxialAttention, AxialAttention_hls
 from hw_gen.layers.mbu import MultiBranchUpsample, MultiBranchUpsample_hls
 from hw_gen.layers.upsample import FoldedUpsample, FoldedUpsample_hls
 
 LAYERS = {
     "FoldedUpsample": (FoldedUpsample, FoldedUpsample_hls),
+    "AxialAttention": (AxialAttention, AxialAttention_hls),
     "MultiBranchUpsample": (MultiBranchUpsample, MultiBranchUpsample_hls),
 }
 

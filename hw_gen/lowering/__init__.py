@@ -11,7 +11,14 @@ from qonnx.core.modelwrapper import ModelWrapper
 from hw_gen.boards import DEFAULT_BOARD, get_board
 from hw_gen.finn_adapter import init_finn
 from hw_gen.lowering.pipeline import STEP_NAMES, Checker, LoweringRun, run_lowering
-from hw_gen.report import LayerRow, format_table, layer_rows, throughput, write_layer_report
+from hw_gen.report import (
+    LayerRow,
+    buffer_reports,
+    format_table,
+    layer_rows,
+    throughput,
+    write_layer_report,
+)
 
 DATAFLOW_NAME = "dataflow.onnx"
 
@@ -70,7 +77,7 @@ def lower(
         run.model.set_metadata_prop("hwgen.clk_ns", str(clk_ns))
         run.model.save(str(dataflow))
         rows = layer_rows(run.model)
-        write_layer_report(rows, clk_ns, out / "layers.json")
+        write_layer_report(rows, clk_ns, out / "layers.json", buffer_reports(run.model, fpga))
         (out / "layers.txt").write_text(format_table(rows) + "\n")
     return LoweringResult(run, out, dataflow, rows, clk_ns)
 

@@ -27,6 +27,7 @@ STEPS: list[tuple[str, S.StepFn]] = [
     ("tidy", S.tidy),
     ("multi_branch_upsampling", S.multi_branch_upsampling),
     ("upsampling", S.upsampling),
+    ("attention", S.attention_layers),
     ("binary_padding", S.binary_padding),
     ("streamline", S.streamline),
     ("output_interface", S.output_interface),

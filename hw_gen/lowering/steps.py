@@ -31,6 +31,7 @@ from hw_gen.errors import HwGenError, UnmappedNodesError
 from hw_gen.folding import apply_folding, is_hw
 from hw_gen.lowering import (
     activation_tags,
+    attention,
     bipolar,
     interface,
     layout,
@@ -102,6 +103,10 @@ def upsampling(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
     return model.transform(resize.LowerBilinearResize())
 
 
+def attention_layers(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
+    return attention.lower_attention(model)
+
+
 def binary_padding(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
     model = model.transform(padding.MoveScalarMulPastPad())
     return model.transform(padding.ZeroPadToInt2())
@@ -141,6 +146,7 @@ def streamline(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
     model = model.transform(absorb.AbsorbScalarBiasIntoMultiThreshold())
     model = model.transform(MoveScalesPastJoins())
     model = model.transform(Streamline())
+    model = model.transform(attention.AbsorbOutputSign())
     model = model.transform(LowerConvsToMatMul())
     model = _layout_cleanup(model)
     model = model.transform(ConvertBipolarToXnor())
@@ -151,6 +157,7 @@ def streamline(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
     ties = rounding.ApplyHalfEvenTies()
     model = model.transform(ties)
     ctx.facts["near_ties"] = ties.near_ties
+    model = attention.fuse_rebinarization(model)
     model = model.transform(InferDataLayouts())
     return model.transform(RemoveUnusedTensors())
 

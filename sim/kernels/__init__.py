@@ -90,5 +90,6 @@ def get_fusion(producer: Node, consumer: Node) -> FusionFn | None:
 
 # Importing the kernel modules fills the registry.
 from sim.kernels import (  # noqa: E402,F401,I001
-    elementwise, fused, matrix, mbu, onnx_ops, streamlined, streams, upsample, window,
+    attention, elementwise, fused, matrix, mbu, onnx_ops, streamlined, streams, upsample,
+    window,
 )
