@@ -30,6 +30,7 @@ test-all: setup
 bench: setup
 	$(PY) bench/sim_conv.py --out bench/sim_conv.json
 	$(PY) bench/sim_vs_torch_finn.py
+	$(PY) bench/build_time.py --out bench/build_time.json
 
 clean:
 	rm -rf build/ demo_out/ .pytest_cache

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 
 from hw_gen.errors import HwGenError
+from hw_gen.progress import step_bar
 
 DESCRIPTION = """\
 Turn binary neural networks for dense prediction (Brevitas QONNX exports) into FINN dataflow
@@ -57,19 +56,6 @@ def _add_lower(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run_lower)
 
 
-@contextlib.contextmanager
-def _step_bar(total: int, desc: str) -> Iterator[Callable[[str], None]]:
-    """A progress bar over steps; yields the callback that names and counts each step."""
-    from tqdm import tqdm
-
-    with tqdm(total=total, desc=desc, unit="step", leave=False) as bar:
-        def progress(name: str) -> None:
-            bar.set_postfix_str(name)
-            bar.update(1)
-
-        yield progress
-
-
 def _run_lower(args: argparse.Namespace) -> int:
     from hw_gen.boards import get_board
     from hw_gen.finn_adapter import init_finn
@@ -89,7 +75,7 @@ def _run_lower(args: argparse.Namespace) -> int:
 
         x = load_input(args.input)
         check_input(load_model(args.model), x, str(args.input))
-    with _step_bar(len(STEP_NAMES), "lower") as progress:
+    with step_bar(len(STEP_NAMES), "lower") as progress:
         result = lower(
             args.model, args.out, board=args.board, outputs=args.outputs, clk_ns=args.clock_ns,
             target_fps=args.target_fps, folding_config=args.folding_config,
@@ -118,7 +104,7 @@ def _verify(args: argparse.Namespace, x: np.ndarray | None) -> int:
     else:
         rng = np.random.default_rng(0)
         x = rng.integers(0, 256, (1,) + torch_input_shape(graph)) / 255.0
-    with _step_bar(len(list(args.out.glob("steps/*.onnx"))), "verify") as progress:
+    with step_bar(len(list(args.out.glob("steps/*.onnx"))), "verify") as progress:
         result = check_against_qonnx(args.out, x, progress=progress)
     print(result.summary())
     path = result.write_json(args.out / "verify.json")
@@ -185,19 +171,13 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_build(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from hw_gen.build import BUILD_STEPS, build
     from hw_gen.finn_adapter import init_finn
 
     init_finn(args.out / "finn_build")
     if not args.model.exists():
         raise HwGenError(f"model file not found: {args.model}")
-    with tqdm(total=len(BUILD_STEPS), desc="build", unit="step", leave=False) as bar:
-        def progress(name: str) -> None:
-            bar.set_postfix_str(name)
-            bar.update(1)
-
+    with step_bar(len(BUILD_STEPS), "build") as progress:
         result = build(
             args.model, args.out, board=args.board, clk_ns=args.clock_ns,
             target_fps=args.target_fps, folding_config=args.folding_config,

@@ -21,36 +21,43 @@ DEFAULT_OUT = Path("demo_out")
 CHECK_FRAMES = 2
 
 
-def _val_images(frames: int):
-    from brevitas_models.train import TrainConfig, synthetic_splits
-
-    _, val = synthetic_splits(TrainConfig())
+def _val_images(config, frames: int):
     import torch
 
+    from brevitas_models.train import synthetic_splits
+
+    _, val = synthetic_splits(config)
     return torch.stack([val[i][0] for i in range(frames)])
 
 
-def run(out: Path, board: str, quiet: bool = False) -> dict:
+def run(out: Path, board: str, quiet: bool = False, config=None) -> dict:
+    """The whole demo into ``out``; ``config`` (a ``TrainConfig``, default: its defaults)
+    decides the training and the image size."""
     import torch
 
     from brevitas_models.demo import prepare
     from brevitas_models.export import export_qonnx
-    from hw_gen.build import build
+    from brevitas_models.train import TrainConfig
+    from hw_gen.build import BUILD_STEPS, build
+    from hw_gen.progress import step_bar
     from hw_gen.threeway import check_against_torch
 
+    config = config or TrainConfig()
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     say("[1/4] training or reusing the demo networks")
-    model, checkpoint, metrics = prepare(out / "models", progress=not quiet)
+    model, checkpoint, metrics = prepare(out / "models", config, progress=not quiet)
     model.eval()
-    x = _val_images(CHECK_FRAMES)
+    x = _val_images(config, CHECK_FRAMES)
     onnx_path = out / "demo.onnx"
     say("[2/4] exporting QONNX")
     export_qonnx(model, x[:1], onnx_path)
     np.save(out / "check_input.npy", x.numpy())
     say("[3/4] hw-gen build (lower, sim, C simulation of our layers, FINN code generation)")
-    built = build(onnx_path, out / "build", board=board, input_npy=out / "check_input.npy")
+    with step_bar(len(BUILD_STEPS), "build", disable=quiet) as progress:
+        built = build(onnx_path, out / "build", board=board,
+                      input_npy=out / "check_input.npy", progress=progress)
     say("[4/4] three-way check: torch == FINN's Python execution == sim, every step")
     with torch.no_grad():
         three = check_against_torch(model, out / "build", x.numpy())
