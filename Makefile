@@ -6,7 +6,7 @@ CONSTRAINTS := requirements/constraints.txt
 PIP := $(PY) -m pip install --disable-pip-version-check -q -c $(CONSTRAINTS)
 STAMP := $(VENV)/.setup-done
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test test-all clean
 
 setup: $(STAMP)
 
@@ -22,6 +22,9 @@ demo: setup
 	$(PY) -m hw_gen.demo
 
 test: setup
+	$(PY) -m pytest -q -m "not slow"
+
+test-all: setup
 	$(PY) -m pytest -q
 
 clean:
