@@ -35,12 +35,13 @@ WAIT_S = 3600
 
 
 def run_case(seed: int, work: Path) -> dict:
-    """Lower and compare the net of ``seed``; never raises for the net's own faults."""
-    model, spec = random_net(seed)
-    x = random_input(spec, 2, 10_000 + seed)
+    """Lower and compare the net of ``seed``; never raises (refusals and crashes are recorded)."""
     t0 = time.perf_counter()
-    record = {"seed": seed, "features": sorted(spec.features), "net": spec.describe()}
+    record = {"seed": seed, "features": [], "net": f"random_net({seed})"}
     try:
+        model, spec = random_net(seed)
+        record.update(features=sorted(spec.features), net=spec.describe())
+        x = random_input(spec, 2, 10_000 + seed)
         result, cmp = lower_and_compare(model, x, work / f"seed{seed}")
         record["status"] = "pass" if cmp.passed else "mismatch"
         record["message"] = "" if cmp.passed else repr(cmp)
