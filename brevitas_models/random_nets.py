@@ -7,7 +7,8 @@ line per layer and the set of :data:`FEATURES` it contains). Every choice is dra
 * input: 1 or 3 channels, H and W each in 5..13 (odd and even), through an unsigned 8-bit
   quantizer of constant scale float32(1/255), so a raw pixel k is the input k/255;
 * a stem block on the pixels, 1 or 2 units, maybe one follow-up block (a padded 3x3 conv
-  right after an upsampling or a binary add), at most 3 blocks in all, then the classifier;
+  right after an upsampling or a binary add), at most 3 blocks in all (``max_blocks``; more
+  units for larger values), then the classifier;
 * units: ``conv`` (a block), ``pool`` (MaxPool2d, kernel 2 or 3, stride 2), ``res`` (1 or 2
   shape-keeping blocks joined to the unit's input or to a 1x1-conv shortcut), ``updown`` (a
   stride-2 3x3 block, maybe a shape-keeping block, nearest x2 ``nn.Upsample``, joined to the
@@ -54,8 +55,7 @@ from brevitas_models.stock_nets import _randomize_bn
 
 MIN_SIZE, MAX_SIZE = 5, 13
 MIN_CHANNELS, MAX_CHANNELS = 2, 16
-MAX_HIDDEN_CONVS = 3
-MAX_UNITS = 2
+MAX_BLOCKS = 3  # default; larger nets for longer sweeps through random_net(max_blocks=)
 PIXEL_SCALE = 1.0 / 255.0
 
 # Every feature the sweep asserts coverage of (see NetSpec.features).
@@ -207,7 +207,8 @@ def _out_size(size: int, k: int, s: int, d: int, p: int) -> int:
 class _Builder:
     """Draws one network; every choice falls back to a valid one, so generation never fails."""
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, max_blocks: int) -> None:
+        self.max_blocks = max_blocks
         self.rng = random.Random(seed)
         self.gen = torch.Generator().manual_seed(seed)
         self.steps: list[nn.Module] = []
@@ -389,7 +390,7 @@ class _Builder:
     # --- units ---------------------------------------------------------------------------
     def unit(self, x: _Tensor) -> _Tensor:
         r = self.rng
-        budget = MAX_HIDDEN_CONVS - self.hidden_convs
+        budget = self.max_blocks - self.hidden_convs
         options = ["conv"] if budget >= 1 else []
         if min(x.h, x.w) >= 4:
             options += ["pool"] * (2 if min(x.h, x.w) >= 6 else 1)
@@ -435,11 +436,11 @@ class _Builder:
         self.spec.input_shape = (1, cin, h, w)
         x = _Tensor(0, cin, h, w, QSpec("uint", 8, _f32(PIXEL_SCALE)))
         x = self.block(x, self.random_q(), input_is_pixels=True)
-        for _ in range(r.randint(1, MAX_UNITS)):
+        for _ in range(r.randint(1, max(2, self.max_blocks - 1))):
             x = self.unit(x)
         # a padded conv right after an upsampling or a binary add, where the budget allows
         follows = x.after_up or x.index == self.last_add_binary
-        if follows and self.hidden_convs < MAX_HIDDEN_CONVS and r.random() < 0.7:
+        if follows and self.hidden_convs < self.max_blocks and r.random() < 0.7:
             x = self.block(x, self.random_q() if r.random() < 0.4 else x.q, pad=True)
         classes = r.randint(2, 5)
         if r.random() < 0.7:
@@ -459,9 +460,10 @@ class _Builder:
         return net.eval(), self.spec
 
 
-def random_net(seed: int) -> tuple[RandomNet, NetSpec]:
-    """The network of ``seed`` (eval mode) and its spec; the same seed gives the same net."""
-    return _Builder(seed).build()
+def random_net(seed: int, max_blocks: int = MAX_BLOCKS) -> tuple[RandomNet, NetSpec]:
+    """The network of ``seed`` (eval mode) and its spec; the same seed gives the same net.
+    ``max_blocks``: conv blocks before the classifier (units: up to ``max_blocks - 1``, >= 2)."""
+    return _Builder(seed, max_blocks).build()
 
 
 def random_input(spec: NetSpec, batch: int, seed: int) -> torch.Tensor:
