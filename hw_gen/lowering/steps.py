@@ -79,6 +79,7 @@ def tidy(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
 
 
 def binary_padding(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
+    model = model.transform(MoveScalesPastJoins())  # brings scales next to the pads
     model = model.transform(padding.MoveScalarMulPastPad())
     return model.transform(padding.ZeroPadToInt2())
 
