@@ -79,7 +79,11 @@ def tidy(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
 
 
 def binary_padding(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
-    model = model.transform(MoveScalesPastJoins())  # brings scales next to the pads
+    from finn.transformation.streamline.absorb import AbsorbScalarBiasIntoMultiThreshold
+
+    # bring scales next to the pads (activation offsets first: copies would hide them)
+    model = model.transform(AbsorbScalarBiasIntoMultiThreshold())
+    model = model.transform(MoveScalesPastJoins())
     model = model.transform(padding.MoveScalarMulPastPad())
     return model.transform(padding.ZeroPadToInt2())
 
