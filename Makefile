@@ -6,7 +6,7 @@ CONSTRAINTS := requirements/constraints.txt
 PIP := $(PY) -m pip install --disable-pip-version-check -q -c $(CONSTRAINTS)
 STAMP := $(VENV)/.setup-done
 
-.PHONY: setup demo test test-all clean
+.PHONY: setup demo test test-all bench clean
 
 setup: $(STAMP)
 
@@ -22,10 +22,14 @@ demo: setup
 	$(PY) -m hw_gen.demo
 
 test: setup
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -n 2 -m "not slow"
 
 test-all: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2
+
+bench: setup
+	$(PY) bench/sim_conv.py --out bench/sim_conv.json
+	$(PY) bench/sim_vs_torch_finn.py
 
 clean:
 	rm -rf build/ demo_out/ .pytest_cache

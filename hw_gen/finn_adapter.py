@@ -78,6 +78,8 @@ def init_finn(build_dir: str | Path) -> Path:
         settings.initialize_dummy_settings()
     settings.get_settings().finn_build_dir = build
     _state["build_dir"] = build
+    import hw_gen.layers  # noqa: F401  (registers our layers with FINN)
+
     return build
 
 

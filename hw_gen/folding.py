@@ -30,14 +30,17 @@ def is_hw(node) -> bool:
 
 def fold_own_layers(model: ModelWrapper, cycles: int | None) -> ModelWrapper:
     """Fold our own layers: each offers ``folding_options()`` (attribute -> legal values in
-    increasing parallelism); pick the least parallel setting that meets ``cycles``."""
+    increasing parallelism); from the least parallel setting, raise one attribute after the
+    other (in the order given) until ``cycles`` is met."""
     for node in model.graph.node:
         inst = getCustomOp(node) if is_hw(node) else None
         options = getattr(inst, "folding_options", None)
         if options is None:
             continue
-        for attr_name, values in options().items():
+        choices = options()
+        for attr_name, values in choices.items():
             inst.set_nodeattr(attr_name, values[0])
+        for attr_name, values in choices.items():
             if cycles is None:
                 continue
             for value in values:
@@ -55,7 +58,7 @@ def apply_folding(
 ) -> ModelWrapper:
     """Fold to a frames/s target (least parallelism when None), or apply a folding config."""
     if config is not None:
-        from qonnx.transformation.general import ApplyConfig
+        from finn.transformation.general import ApplyConfig
 
         path = Path(config)
         if not path.exists():

@@ -61,8 +61,9 @@ def compare_finn_with_torch(
         logits = out[logits_name].reshape(ref.shape)
         diff = float(np.abs(logits - ref).max())
         if labels_equal is None:
-            labels_equal = bool(np.array_equal(logits.argmax(axis=1), ref_labels))
-            mismatched = int(np.count_nonzero(logits.argmax(axis=1) != ref_labels))
+            got = expected_labels(logits, tol)
+            labels_equal = bool(np.array_equal(got, ref_labels))
+            mismatched = int(np.count_nonzero(got != ref_labels))
     ties = int(np.count_nonzero(_near_top(ref, tol).sum(axis=1) > 1))
     return TorchComparison(labels_equal, diff if logits_name else None,
                            tol if logits_name else None, mismatched, tied_labels=ties)
@@ -79,3 +80,8 @@ def expected_labels(ref: np.ndarray, tol: float) -> np.ndarray:
 
 def _near_top(ref: np.ndarray, tol: float) -> np.ndarray:
     return ref >= ref.max(axis=1, keepdims=True) - tol
+
+
+def exact_argmax(logits: np.ndarray) -> np.ndarray:
+    """:func:`expected_labels` with the comparison's own tolerance for these logits."""
+    return expected_labels(logits, LOGIT_RTOL * max(1.0, float(np.abs(logits).max())))

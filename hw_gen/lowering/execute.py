@@ -31,5 +31,8 @@ def finn_execute(
     frames = []
     for i in range(inp.shape[0]):
         frames.append(oxe.execute_onnx(model, {name: inp[i : i + 1]}, return_context))
-    keys = frames[0].keys()
-    return {k: np.concatenate([f[k] for f in frames], axis=0) for k in keys}
+    constant = {t.name for t in model.graph.initializer}
+    return {
+        k: v if k in constant or np.ndim(v) == 0 else np.concatenate([f[k] for f in frames], 0)
+        for k, v in frames[0].items()
+    }

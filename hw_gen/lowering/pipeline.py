@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from finn.util.exception import FINNUserError
 from qonnx.core.modelwrapper import ModelWrapper
 
 from hw_gen.errors import HwGenError
@@ -24,6 +25,8 @@ STEPS: list[tuple[str, S.StepFn]] = [
     ("input_interface", S.input_interface),
     ("qonnx_to_finn", S.qonnx_to_finn),
     ("tidy", S.tidy),
+    ("multi_branch_upsampling", S.multi_branch_upsampling),
+    ("upsampling", S.upsampling),
     ("binary_padding", S.binary_padding),
     ("streamline", S.streamline),
     ("output_interface", S.output_interface),
@@ -57,8 +60,8 @@ class LoweringRun:
         return self.last_step == STEP_NAMES[-1]
 
 
-def step_path(out_dir: Path, name: str) -> Path:
-    return out_dir / "steps" / f"{STEP_NAMES.index(name):02d}_{name}.onnx"
+def step_path(out_dir: str | Path, name: str) -> Path:
+    return Path(out_dir) / "steps" / f"{STEP_NAMES.index(name):02d}_{name}.onnx"
 
 
 def run_lowering(
@@ -88,7 +91,7 @@ def run_lowering(
                             target_fps=target_fps, folding_config=folding_config)
     start = 0
     last = None
-    model = _load(model_path)
+    model = load_model(model_path)
     if resume:
         done = [n for n in STEP_NAMES if step_path(out, n).exists()]
         if done and ctx_path.exists():
@@ -107,7 +110,10 @@ def run_lowering(
             progress(name)
         t0 = time.perf_counter()
         with finn_log(out / "steps" / "finn.log"):
-            model = fn(model, ctx)
+            try:
+                model = fn(model, ctx)
+            except FINNUserError as exc:
+                raise HwGenError(f"step {name}: FINN: {exc}") from exc
         seconds = time.perf_counter() - t0
         path = step_path(out, name)
         model.save(str(path))
@@ -123,7 +129,8 @@ def run_lowering(
     return run
 
 
-def _load(model_path: str | Path) -> ModelWrapper:
+def load_model(model_path: str | Path) -> ModelWrapper:
+    """An ONNX model from a file; a one-line error for a missing or unreadable file."""
     path = Path(model_path)
     if not path.exists():
         raise HwGenError(f"model file not found: {path}")

@@ -29,7 +29,17 @@ from qonnx.util.cleanup import cleanup_model
 
 from hw_gen.errors import HwGenError, UnmappedNodesError
 from hw_gen.folding import apply_folding, is_hw
-from hw_gen.lowering import bipolar, interface, layout, padding, rounding
+from hw_gen.lowering import (
+    activation_tags,
+    bipolar,
+    interface,
+    layout,
+    mbu,
+    padding,
+    resize,
+    rounding,
+    software_ops,
+)
 from hw_gen.lowering.joins import MoveScalesPastJoins
 from hw_gen.lowering.xnor import ConvertBipolarToXnor, InferXnorMatrixVectorActivation
 from hw_gen.lowering.widths import check_datatypes, minimize_widths
@@ -62,8 +72,10 @@ def qonnx_to_finn(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
     from finn.transformation.qonnx.convert_qonnx_to_finn import ConvertQONNXtoFINN
 
     model = model.transform(rounding.RecordHalfEvenQuantizers())
+    model = model.transform(activation_tags.RecordActivationQuants())
     model = model.transform(bipolar.UnitScaleBipolarQuant())
     model = model.transform(ConvertQONNXtoFINN())
+    model = model.transform(activation_tags.TagActivationTensors())
     return model.transform(rounding.TagHalfEvenThresholds())
 
 
@@ -76,6 +88,18 @@ def tidy(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
               GiveReadableTensorNames(), InferDataTypes(), RemoveStaticGraphInputs()):
         model = model.transform(t)
     return model
+
+
+def multi_branch_upsampling(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
+    lowering = mbu.LowerMultiBranchUpsample()
+    model = model.transform(lowering)
+    ctx.facts["multi_branch_upsampling"] = lowering.lowered
+    return model
+
+
+def upsampling(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
+    model = model.transform(resize.MoveAffinePastBilinearResize())
+    return model.transform(resize.LowerBilinearResize())
 
 
 def binary_padding(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
@@ -98,6 +122,7 @@ def _layout_cleanup(model: ModelWrapper) -> ModelWrapper:
         reorder.MakeMaxPoolNHWC(),
         reorder.MakeScaleResizeNHWC(),
         absorb.AbsorbTransposeIntoMultiThreshold(),
+        activation_tags.TagTransposeInputs(),
         layout.AbsorbTransposeIntoResize(),
         reorder.MoveTransposePastJoinAdd(),
         reorder.MoveTransposePastJoinConcat(),
@@ -196,6 +221,7 @@ def to_hw(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
     import finn.transformation.streamline.absorb as absorb
     from finn.transformation.move_reshape import RemoveCNVtoFCFlatten
 
+    model = _keep_float_thresholds_in_software(model, hide=True)
     for t in (
         InferXnorMatrixVectorActivation(),
         qmva.InferQuantizedMatrixVectorActivation(),
@@ -210,7 +236,7 @@ def to_hw(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
     ):
         model = model.transform(t)
     model = model.transform(InferElementwiseBinaryOperation(_all_integer))
-    model = _float_thresholds_to_software(model)
+    model = _keep_float_thresholds_in_software(model, hide=False)
     model = model.transform(duplicate_streams.InferDuplicateStreamsLayer())
     model = model.transform(absorb.AbsorbConsecutiveTransposes())
     for t in (GiveUniqueNodeNames(), InferDataLayouts(), InferDataTypes(), InferShapes()):
@@ -240,27 +266,15 @@ def fold(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
     return apply_folding(model, ctx.target_fps, ctx.clk_ns, ctx.folding_config)
 
 
-def _float_thresholds_to_software(model: ModelWrapper) -> ModelWrapper:
-    """A threshold layer on a float tensor (an input quantizer other than UINT8 pixels) stays
-    a software MultiThreshold in front of the accelerator."""
-    from qonnx.custom_op.registry import getCustomOp
-
-    for index, node in enumerate(model.graph.node):
-        if node.op_type != "Thresholding":
-            continue
-        inst = getCustomOp(node)
-        if DataType[inst.get_nodeattr("inputDataType")].is_integer():
-            continue
-        odt = inst.get_nodeattr("outputDataType")
-        scale, bias = (2.0, -1.0) if odt == "BIPOLAR" else (1.0, float(inst.get_nodeattr("ActVal")))
-        mt = helper.make_node(
-            "MultiThreshold", list(node.input[:2]), [node.output[0]],
-            domain="qonnx.custom_op.general", out_dtype=odt, out_scale=scale, out_bias=bias,
-            data_layout="NHWC" if len(model.get_tensor_shape(node.input[0])) == 4 else "NC",
-            name=node.name + "_sw",
-        )
-        model.graph.node.remove(node)
-        model.graph.node.insert(index, mt)
+def _keep_float_thresholds_in_software(model: ModelWrapper, hide: bool) -> ModelWrapper:
+    """A threshold on a float tensor (an input quantizer other than UINT8 pixels, or one after
+    a float op) is no hardware layer: hide it from FINN's conversions, then restore it."""
+    for node in model.graph.node:
+        if hide and node.op_type == "MultiThreshold":
+            if not model.get_tensor_datatype(node.input[0]).is_integer():
+                node.op_type, node.domain = "SoftwareMultiThreshold", software_ops.DOMAIN
+        elif not hide and node.op_type == "SoftwareMultiThreshold":
+            node.op_type, node.domain = "MultiThreshold", "qonnx.custom_op.general"
     return model
 
 

@@ -179,8 +179,14 @@ def check_datatypes(model: ModelWrapper) -> int:
     Returns the number of layers checked."""
     failures = []
     checked = 0
+    from hw_gen.layers.base import HwgenLayer
+
     for node in model.graph.node:
         check = CHECKS.get(_base_op(node))
+        if check is None and node.domain.startswith("finn.custom_op.fpgadataflow"):
+            inst = getCustomOp(node)
+            if isinstance(inst, HwgenLayer):
+                check = lambda model, node, inst=inst: inst.datatype_problems()  # noqa: E731
         if check is None:
             continue
         checked += 1

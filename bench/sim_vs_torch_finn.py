@@ -1,0 +1,254 @@
+"""Benchmark: sim against torch eval and FINN's Python execution on a demo-like binary
+segmentation network at 256x512, in one process.
+
+The network is a stand-in for the demo (``brevitas_models.nets`` "demo" is not on main yet):
+the demo's encoder-decoder topology (8-bit stem; three stride-2 stages with a 3x3 conv each;
+a dilated context conv; three nearest-x2 decoder stages with concat skips; a 1x1 classifier),
+width 16, built from the blocks of ``tests/lowering_nets.py`` (binary 3x3 conv, batch norm,
+sign; zero padding, which the lowering maps to INT2 streams) and a binary 1x1 classifier.
+
+Times are per frame (batch 1): torch eval (best of ``--repeat``); FINN's Python execution of
+the lowered graph before specialization (the last one it can run; SANITIZE_QUANT_TENSORS=0,
+as hw_gen's FINN adapter sets it; one run, it is slow); sim on the same graph and on the
+specialized, folded ``dataflow.onnx`` (best of ``--repeat``). Targets: sim at least as fast
+as torch eval (sim/torch <= 1) and 100x faster than FINN's execution (FINN/sim >= 100).
+
+FINN's default, with qonnx's per-element sanitizer on, is timed once more for context.
+
+    python bench/sim_vs_torch_finn.py [--out bench/sim_vs_torch_finn.json] [--repeat 5]
+                                      [--no-sanitized]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+H, W, WIDTH, CLASSES = 256, 512, 16, 4
+SEED = 0
+
+
+def stand_in_network():
+    """The demo-like encoder-decoder (see the module docstring), batch norms randomised."""
+    import torch
+    from brevitas import nn as qnn
+    from brevitas.quant import (
+        SignedBinaryActPerTensorConst,
+        SignedBinaryWeightPerTensorConst,
+        Uint8ActPerTensorFloat,
+    )
+    from torch import nn
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from lowering_nets import binary_block, randomize_bn
+
+    class StandIn(nn.Module):
+        def __init__(self, w: int, classes: int) -> None:
+            super().__init__()
+            self.inp = qnn.QuantIdentity(act_quant=Uint8ActPerTensorFloat)
+            self.stem = binary_block(3, w)
+            self.down1, self.enc1 = binary_block(w, 2 * w, 2), binary_block(2 * w, 2 * w)
+            self.down2, self.enc2 = binary_block(2 * w, 4 * w, 2), binary_block(4 * w, 4 * w)
+            self.down3 = binary_block(4 * w, 4 * w, 2)
+            self.ctx = nn.Sequential(  # binary_block with dilation 2
+                qnn.QuantConv2d(4 * w, 4 * w, 3, padding=2, dilation=2, bias=False,
+                                weight_quant=SignedBinaryWeightPerTensorConst),
+                nn.BatchNorm2d(4 * w),
+                qnn.QuantIdentity(act_quant=SignedBinaryActPerTensorConst),
+            )
+            self.dec2 = binary_block(8 * w, 2 * w)
+            self.dec1, self.dec0 = binary_block(4 * w, w), binary_block(2 * w, w)
+            self.up = nn.Upsample(scale_factor=2, mode="nearest")
+            self.head = qnn.QuantConv2d(w, classes, 1, bias=False,
+                                        weight_quant=SignedBinaryWeightPerTensorConst)
+
+        def forward(self, x):
+            e0 = self.stem(self.inp(x))
+            e1 = self.enc1(self.down1(e0))
+            e2 = self.enc2(self.down2(e1))
+            c = self.ctx(self.down3(e2))
+            d2 = self.dec2(torch.cat([self.up(c), e2], 1))
+            d1 = self.dec1(torch.cat([self.up(d2), e1], 1))
+            return self.head(self.dec0(torch.cat([self.up(d1), e0], 1)))
+
+    torch.manual_seed(SEED)
+    return randomize_bn(StandIn(WIDTH, CLASSES), SEED)
+
+
+def best_of(fn, repeat: int) -> tuple[float, float]:
+    """Best wall-clock and best CPU time (this process, all threads) of ``repeat`` runs after
+    a warm-up run."""
+    fn()
+    wall, cpu = [], []
+    for _ in range(repeat):
+        t0, c0 = time.perf_counter(), time.process_time()
+        fn()
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return min(wall), min(cpu)
+
+
+def sim_profile(bundle, inputs) -> dict[str, float]:
+    """Seconds per node of one sim run, the ten slowest."""
+    import sim
+
+    times: dict[str, float] = {}
+    last = [time.perf_counter()]
+
+    def on_node(node):
+        now = time.perf_counter()
+        times[f"{node.name} ({node.impl_op_type})"] = round(now - last[0], 4)
+        last[0] = now
+
+    sim.run(bundle, inputs, on_node=on_node)
+    return dict(sorted(times.items(), key=lambda kv: -kv[1])[:10])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=Path(__file__).with_suffix(".json"))
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--no-sanitized", dest="sanitized", action="store_false",
+                        help="skip the (slow) run of FINN with its per-element sanitizer on")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        from hw_gen.finn_adapter import init_finn
+
+        init_finn(work / "lowered" / "finn_build")
+        import torch
+        from brevitas.export import export_qonnx
+        from qonnx.core.modelwrapper import ModelWrapper
+        from tqdm import tqdm
+
+        import sim
+        from hw_gen.bundle import to_sim_bundle
+        from hw_gen.lowering import STEP_NAMES, lower
+        from hw_gen.lowering.execute import finn_execute, graph_input
+        from hw_gen.lowering.interface import LABELS_NAME
+        from hw_gen.lowering.pipeline import step_path
+        from hw_gen.verify import LOGIT_RTOL, exact_argmax
+
+        model = stand_in_network()
+        rng = np.random.default_rng(SEED)
+        x = (rng.integers(0, 256, (1, 3, H, W)) / 255.0).astype(np.float32)
+        export_qonnx(model, torch.from_numpy(x), str(work / "model.onnx"), dynamo=False)
+        with tqdm(total=len(STEP_NAMES), desc="lower", unit="step", leave=False) as bar:
+            result = lower(work / "model.onnx", work / "lowered",
+                           progress=lambda name: bar.update(1))
+        before = ModelWrapper(str(step_path(work / "lowered", "widths")))
+        after = result.model
+
+        load_before = os.getloadavg()
+        with torch.no_grad():
+            xt = torch.from_numpy(x)
+            torch_t = best_of(lambda: model(xt), args.repeat)
+            logits = model(xt).numpy()
+
+        name = before.graph.input[0].name
+        inputs = {name: graph_input(before, x)}
+        t0 = time.perf_counter()
+        bundle_before, bundle_after = to_sim_bundle(before), to_sim_bundle(after)
+        bundle_s = time.perf_counter() - t0
+        sim_before_t = best_of(lambda: sim.run(bundle_before, inputs), args.repeat)
+        sim_after_t = best_of(lambda: sim.run(bundle_after, inputs), args.repeat)
+        sim_before = sim.run(bundle_before, inputs)
+        sim_after = sim.run(bundle_after, inputs)
+
+        finn = {}
+        finn_t = best_of(lambda: finn.update(finn_execute(before, x)), 1)
+        sanitized_t = None
+        if args.sanitized:
+            saved = os.environ.get("SANITIZE_QUANT_TENSORS")
+            os.environ["SANITIZE_QUANT_TENSORS"] = "1"
+            try:
+                t0, c0 = time.perf_counter(), time.process_time()
+                finn_execute(before, x)
+                sanitized_t = (time.perf_counter() - t0, time.process_time() - c0)
+            finally:
+                os.environ["SANITIZE_QUANT_TENSORS"] = saved or "0"
+        load_after = os.getloadavg()
+
+        logits_name = next(o.name for o in before.graph.output if o.name != LABELS_NAME)
+        want = exact_argmax(logits)
+        tolerance = LOGIT_RTOL * max(1.0, float(np.abs(logits).max()))
+        checks = {
+            "sim_labels_equal_finn": bool(np.array_equal(sim_before[LABELS_NAME], finn[LABELS_NAME])),
+            "sim_specialized_labels_equal_sim": bool(
+                np.array_equal(sim_after[LABELS_NAME], sim_before[LABELS_NAME])),
+            "sim_labels_equal_torch": bool(
+                np.array_equal(sim_after[LABELS_NAME].reshape(want.shape), want)),
+            "sim_logits_within_float_rounding_of_torch": bool(
+                np.abs(sim_after[logits_name].reshape(logits.shape) - logits).max() <= tolerance),
+        }
+        report = {
+            "network": (f"stand-in for the demo (brevitas_models.nets 'demo' not on main): "
+                        f"encoder-decoder, width {WIDTH}, 11 convs, binary 3x3 blocks with zero "
+                        "padding (INT2 streams), 3 concat skips, nearest x2, binary 1x1 head"),
+            "input": [1, 3, H, W],
+            "hardware_layers": len(result.rows),
+            "ms_per_frame": {
+                "torch_eval": round(torch_t[0] * 1e3, 1),
+                "finn_python_exec": round(finn_t[0] * 1e3, 1),
+                "sim_before_specialize": round(sim_before_t[0] * 1e3, 1),
+                "sim_dataflow": round(sim_after_t[0] * 1e3, 1),
+            },
+            "cpu_ms_per_frame": {
+                "torch_eval": round(torch_t[1] * 1e3, 1),
+                "finn_python_exec": round(finn_t[1] * 1e3, 1),
+                "sim_before_specialize": round(sim_before_t[1] * 1e3, 1),
+                "sim_dataflow": round(sim_after_t[1] * 1e3, 1),
+            },
+            "ratios": {
+                "sim_over_torch": round(sim_before_t[0] / torch_t[0], 3),
+                "finn_over_sim": round(finn_t[0] / sim_before_t[0], 1),
+                "sim_over_torch_cpu": round(sim_before_t[1] / torch_t[1], 3),
+                "finn_over_sim_cpu": round(finn_t[1] / sim_before_t[1], 1),
+            },
+            "targets": {
+                "sim_over_torch_at_most_1": sim_before_t[0] <= torch_t[0],
+                "finn_over_sim_at_least_100": finn_t[0] / sim_before_t[0] >= 100,
+            },
+            "finn_python_exec_sanitized": None if sanitized_t is None else {
+                "ms_per_frame": round(sanitized_t[0] * 1e3, 1),
+                "cpu_ms_per_frame": round(sanitized_t[1] * 1e3, 1),
+                "over_sim": round(sanitized_t[0] / sim_before_t[0], 1),
+                "note": "FINN's default (SANITIZE_QUANT_TENSORS=1), one run, for context",
+            },
+            "load_average_1min": [round(load_before[0], 2), round(load_after[0], 2)],
+            "checks": checks,
+            "sim_bundle_build_s": round(bundle_s, 3),
+            "sim_slowest_nodes_s": sim_profile(bundle_before, inputs),
+            "notes": [
+                f"SANITIZE_QUANT_TENSORS={os.environ.get('SANITIZE_QUANT_TENSORS')} for FINN's "
+                "execution (hw_gen.finn_adapter sets 0: qonnx's per-element sanitizer otherwise "
+                "takes most of FINN's time)",
+                "FINN runs the graph before specialization ('widths'), the last one it can "
+                "execute in Python; sim runs that graph and the specialized, folded dataflow.onnx",
+                f"torch threads: {torch.get_num_threads()}; best of {args.repeat} after a warm-up "
+                "for torch and sim, one run after a warm-up for FINN; wall-clock ratios are the "
+                "targets, CPU times (this process, all threads) are given because the machine "
+                "may be shared (see load_average_1min, before and after)",
+            ],
+            "machine": platform.machine(),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "torch": torch.__version__,
+        }
+    args.out.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
+    print(json.dumps(report, indent=1, sort_keys=True))
+    return 0 if all(checks.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

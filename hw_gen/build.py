@@ -1,0 +1,338 @@
+"""``hw-gen build``: from a QONNX model to generated accelerator sources, checked on the way.
+
+Steps, each recorded in ``OUT/verification.json`` as ``pass``, ``fail`` or ``skipped``:
+
+1. ``lower``: the lowering flow (:mod:`hw_gen.lowering`), with its static type check;
+2. ``names``: node names made C++-safe and unique (they become HLS top functions);
+3. ``sim``: the lowered, specialized graph run by sim, equal to FINN's Python execution of
+   the graph before specialization (FINN cannot execute it after);
+4. ``csim_ours``: our layers' generated HLS, compiled with g++ and run on the integers that
+   reach them, compared with their sim kernels integer for integer;
+5. ``codegen``: FINN's code generation of every layer into ``OUT/ip/<node>/``;
+6. ``finn_cppsim``: FINN's C simulation of its own layers (needs finn-hlslib);
+7. ``hls_synth``, ``stitch``, ``bitfile``: Vitis HLS and Vivado (need the tools).
+
+A ``pass`` names the two implementations compared and how many integers were compared.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from hw_gen.boards import DEFAULT_BOARD, get_board
+from hw_gen.errors import HwGenError
+from hw_gen.finn_adapter import finn_hlslib_dir, finn_log, init_finn, vendor_tools
+
+BUILD_STEPS = ["lower", "names", "sim", "csim_ours", "codegen", "finn_cppsim", "hls_synth",
+               "stitch", "bitfile"]
+
+
+@dataclass
+class StepResult:
+    step: str
+    status: str  # "pass", "fail" or "skipped"
+    details: str = ""
+    compared: dict | None = None  # {"references": [a, b], "integers": n}
+    seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class BuildResult:
+    out_dir: Path
+    steps: list[StepResult]
+
+    @property
+    def passed(self) -> bool:
+        return all(s.status != "fail" for s in self.steps)
+
+    def step(self, name: str) -> StepResult | None:
+        return next((s for s in self.steps if s.step == name), None)
+
+    def summary(self) -> str:
+        width = max(len(s.step) for s in self.steps)
+        lines = []
+        for s in self.steps:
+            lines.append(f"{s.step.ljust(width)}  {s.status:7s}  {s.details}")
+        return "\n".join(lines)
+
+
+def _random_input(shape, dtype_name: str, seed: int) -> np.ndarray:
+    from qonnx.core.datatype import DataType
+
+    dt = DataType[dtype_name]
+    rng = np.random.default_rng(seed)
+    if dt == DataType["BIPOLAR"]:
+        return rng.integers(0, 2, size=shape) * 2 - 1
+    return rng.integers(int(dt.min()), int(dt.max()) + 1, size=shape)
+
+
+def build(
+    model_path: str | Path,
+    out_dir: str | Path,
+    board: str = DEFAULT_BOARD,
+    clk_ns: float = 10.0,
+    target_fps: float | None = None,
+    folding_config: str | Path | None = None,
+    outputs: str = "both",
+    input_npy: str | Path | None = None,
+    stop_after: str | None = None,
+    resume: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> BuildResult:
+    """Build ``model_path`` into ``out_dir`` (see the module doc); never raises for a failing
+    check, only for bad input: the result and ``OUT/verification.json`` say what failed."""
+    out = Path(out_dir).resolve()
+    init_finn(out / "finn_build")
+    fpga = get_board(board)
+    if stop_after is not None and stop_after not in BUILD_STEPS:
+        raise HwGenError(f"unknown step '{stop_after}'; steps are: {', '.join(BUILD_STEPS)}")
+    x = None
+    if input_npy is not None:
+        path = Path(input_npy)
+        if not path.exists():
+            raise HwGenError(f"input file not found: {path}")
+        x = np.load(path)
+    steps: list[StepResult] = []
+    state: dict = {}
+    runners = {
+        "lower": lambda: _lower(model_path, out, fpga.name, clk_ns, target_fps, folding_config,
+                                outputs, resume, state),
+        "names": lambda: _names(out, state),
+        "sim": lambda: _sim(out, x, state),
+        "csim_ours": lambda: _csim_ours(out, state),
+        "codegen": lambda: _codegen(out, fpga.part, clk_ns, state),
+        "finn_cppsim": _finn_cppsim,
+        "hls_synth": lambda: _vendor("hls_synth", out, model_path, fpga, clk_ns, state),
+        "stitch": lambda: _vendor("stitch", out, model_path, fpga, clk_ns, state),
+        "bitfile": lambda: _vendor("bitfile", out, model_path, fpga, clk_ns, state),
+    }
+    for name in BUILD_STEPS:
+        if progress:
+            progress(name)
+        t0 = time.perf_counter()
+        with finn_log(out / "finn.log"):
+            result = runners[name]()
+        result.seconds = round(time.perf_counter() - t0, 3)
+        steps.append(result)
+        if result.status == "fail" or name == stop_after:
+            break
+    build_result = BuildResult(out, steps)
+    _write_verification(build_result, model_path, fpga.name, clk_ns)
+    return build_result
+
+
+def _lower(model_path, out, board, clk_ns, target_fps, folding_config, outputs, resume, state):
+    from hw_gen.lowering import lower
+
+    result = lower(model_path, out, board=board, outputs=outputs, clk_ns=clk_ns,
+                   target_fps=target_fps, folding_config=folding_config, resume=resume)
+    state["lowered"] = result
+    facts = result.run.context.facts
+    return StepResult(
+        "lower", "pass",
+        f"{len(result.rows)} hardware layers; data types of {facts.get('layers_type_checked', 0)} "
+        "layers checked against their value ranges",
+        extra={"throughput": result.throughput(), "facts": facts},
+    )
+
+
+def _names(out, state):
+    from hw_gen.layers.naming import sanitize_node_names
+    from hw_gen.lowering import DATAFLOW_NAME
+
+    model = state["lowered"].model
+    renamed = sanitize_node_names(model)
+    model.save(str(out / DATAFLOW_NAME))
+    state["model"] = model
+    detail = f"{len(renamed)} node name(s) changed" if renamed else "all names C++-safe"
+    return StepResult("names", "pass", detail, extra={"renamed": renamed})
+
+
+def _sim(out, x, state):
+    import sim
+    from hw_gen.bundle import write_bundle
+    from hw_gen.lowering.execute import graph_input
+
+    model = state["model"]
+    json_path, _ = write_bundle(model, out / "dataflow.sim")
+    bundle = sim.load_bundle(json_path)
+    if x is None:
+        info = bundle.inputs[0]
+        state["sim_input"] = _random_input(info.shape, info.dtype, seed=0)
+        source = "a seeded random input"
+    else:
+        state["sim_input"] = graph_input(model, x)
+        source = "the given input"
+    tensors = sim.run(bundle, {bundle.inputs[0].name: state["sim_input"]}, return_all=True)
+    state["sim_tensors"] = tensors
+    # FINN executes the graph only before specialization: compare the graph outputs there
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    import finn.core.onnx_exec as oxe
+    from hw_gen.lowering.pipeline import step_path
+
+    before = ModelWrapper(str(step_path(out, "widths")))
+    finn_in = state["sim_input"].astype(np.float32)
+    finn_out = {}
+    for i in range(finn_in.shape[0]):
+        frame = oxe.execute_onnx(before, {before.graph.input[0].name: finn_in[i:i + 1]})
+        for k, v in frame.items():
+            finn_out.setdefault(k, []).append(v)
+    integers, mismatched = 0, []
+    for ours, theirs in zip(bundle.outputs, before.graph.output):
+        a = np.asarray(tensors[ours.name]).reshape(-1)
+        b = np.concatenate(finn_out[theirs.name]).reshape(-1).astype(a.dtype)
+        integers += a.size
+        if not np.array_equal(a, b):
+            mismatched.append(f"{ours.name}: {int(np.count_nonzero(a != b))} of {a.size} differ")
+    compared = {"references": ["sim on the specialized graph",
+                               "FINN's Python execution of the graph before specialization"],
+                "integers": integers}
+    if mismatched:
+        return StepResult("sim", "fail", "; ".join(mismatched), compared)
+    return StepResult("sim", "pass",
+                      f"sim == FINN's execution on {source}: {integers} output values equal",
+                      compared, extra={"bundle": json_path.name})
+
+
+def _csim_ours(out, state):
+    from qonnx.custom_op.registry import getCustomOp
+
+    from hw_gen.cppsim import CompileError
+    from hw_gen.layers.base import HwgenHLSBackend
+    from hw_gen.layers.csim import LayerCase, csim_layers
+
+    model, tensors = state["model"], state["sim_tensors"]
+    cases = []
+    for node in model.graph.node:
+        if not node.domain.startswith("finn.custom_op.fpgadataflow"):
+            continue
+        inst = getCustomOp(node)
+        if isinstance(inst, HwgenHLSBackend):
+            inputs = [np.asarray(tensors[t]).astype(np.int64) for t in node.input
+                      if model.get_initializer(t) is None]  # weights are not streamed
+            expected = [np.asarray(tensors[t]).astype(np.int64) for t in node.output]
+            cases.append(LayerCase(inst, inputs, expected, model))
+    if not cases:
+        return StepResult("csim_ours", "skipped", "the graph has none of our layers")
+    try:
+        results = csim_layers(cases, out / "csim")
+    except CompileError as exc:
+        return StepResult("csim_ours", "fail", f"g++ failed: {exc}")
+    failed = [f"{top}: {r.summary()}" for top, r in results.items() if not r.passed]
+    integers = sum(r.n_compared for r in results.values())
+    compared = {"references": ["sim kernel (numpy)", "g++ C simulation of the generated HLS"],
+                "integers": integers}
+    per_layer = {top: r.summary() for top, r in results.items()}
+    if failed:
+        return StepResult("csim_ours", "fail", "; ".join(failed), compared, extra=per_layer)
+    return StepResult(
+        "csim_ours", "pass",
+        f"{len(results)} layer(s) of ours matched bit for bit ({integers} integers)",
+        compared, extra=per_layer,
+    )
+
+
+def _codegen(out, part, clk_ns, state):
+    from finn.transformation.fpgadataflow.create_dataflow_partition import (
+        CreateDataflowPartition,
+    )
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.custom_op.registry import getCustomOp
+
+    from hw_gen.codegen import generate_ip_sources
+
+    model = state["model"]
+    partitions = out / "finn_build" / "partitions"
+    parent = model.transform(CreateDataflowPartition(partition_model_dir=str(partitions)))
+    sdps = [n for n in parent.graph.node if n.op_type == "StreamingDataflowPartition"]
+    if len(sdps) != 1:
+        return StepResult("codegen", "fail", f"{len(sdps)} dataflow partitions (expected one)")
+    dataflow = ModelWrapper(getCustomOp(sdps[0]).get_nodeattr("model"))
+    generated = generate_ip_sources(dataflow, part, clk_ns, out / "ip")
+    dataflow.save(str(out / "finn_build" / "dataflow_partition.onnx"))
+    files = sum(len(v) for v in generated.values())
+    return StepResult("codegen", "pass",
+                      f"FINN's code generation wrote {files} files for {len(generated)} layers "
+                      "into ip/", extra={"layers": generated})
+
+
+def _finn_cppsim() -> StepResult:
+    if finn_hlslib_dir() is None:
+        return StepResult(
+            "finn_cppsim", "skipped",
+            "finn-hlslib is not installed (not on PyPI); FINN's own layers are C-simulated where "
+            "FINN's dependencies are (`finn deps update`); sim carries the check here",
+        )
+    return StepResult("finn_cppsim", "skipped",
+                      "finn-hlslib found, but FINN's C simulation of its own layers is not part "
+                      "of hw-gen build yet")
+
+
+# FINN's builder steps behind each of our vendor steps (run on the dataflow partition).
+VENDOR_STEPS = {
+    "hls_synth": ["step_hw_ipgen"],
+    "stitch": ["step_set_fifo_depths", "step_create_stitched_ip"],
+    "bitfile": ["step_synthesize_bitfile", "step_make_driver", "step_deployment_package"],
+}
+
+
+def _vendor(step: str, out: Path, model_path, fpga, clk_ns: float, state: dict) -> StepResult:
+    """Vitis HLS / Vivado through FINN's own builder steps, on the partition whose sources
+    ``codegen`` wrote (FINN's steps reuse a layer's existing code folder)."""
+    tools = vendor_tools()
+    if not tools.complete:
+        return StepResult(
+            step, "skipped",
+            f"needs {' and '.join(tools.missing())} on PATH; on a machine with them, "
+            f"`hw-gen build {model_path} --board {fpga.name} -o {out} --resume` runs FINN's "
+            f"{', '.join(VENDOR_STEPS[step])} here",
+        )
+    from finn.builder.build_dataflow_config import (
+        DataflowBuildConfig,
+        DataflowOutputType,
+        ShellFlowType,
+    )
+    import finn.builder.build_dataflow_steps as finn_steps
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from hw_gen.deploy import collect_bitstream
+    from hw_gen.finn_adapter import builder_config_overrides
+
+    cfg = DataflowBuildConfig(
+        output_dir=str(out / "vendor"), synth_clk_period_ns=clk_ns, board=fpga.name,
+        fpga_part=fpga.part, shell_flow_type=ShellFlowType.VIVADO_ZYNQ, verify_steps=[],
+        generate_outputs=[DataflowOutputType.STITCHED_IP, DataflowOutputType.BITFILE,
+                          DataflowOutputType.PYNQ_DRIVER, DataflowOutputType.DEPLOYMENT_PACKAGE],
+        **builder_config_overrides(),
+    )
+    path = out / "finn_build" / "dataflow_partition.onnx"
+    model = state.get("vendor_model") or ModelWrapper(str(path))
+    for name in VENDOR_STEPS[step]:
+        model = getattr(finn_steps, name)(model, cfg)
+    state["vendor_model"] = model
+    model.save(str(path))
+    if step == "bitfile":
+        folder = collect_bitstream(out, model_path, fpga.name, clk_ns)
+        return StepResult(step, "pass", f"bitfile, hwh and manifest in {folder}")
+    return StepResult(step, "pass", f"FINN's {', '.join(VENDOR_STEPS[step])} completed")
+
+
+def _write_verification(result: BuildResult, model_path, board: str, clk_ns: float) -> None:
+    data = {
+        "model": str(model_path),
+        "board": board,
+        "clock_ns": clk_ns,
+        "passed": result.passed,
+        "python": platform.python_version(),
+        "steps": [asdict(s) for s in result.steps],
+    }
+    (result.out_dir / "verification.json").write_text(json.dumps(data, indent=1, sort_keys=True))

@@ -1,0 +1,195 @@
+"""Run a bundle: nodes in topological order, one kernel each (or one fused kernel for a pair),
+outputs checked against the declared shapes and wrapped to the declared data types of
+hardware layers."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+
+import numpy as np
+
+from sim.bundle import Bundle, Node, SimError, TensorInfo
+from sim.datatypes import DataTypeError, as_int64, dtype, require_allowed, wrap
+from sim.kernels import get_fusion, get_kernel
+
+
+def _batched(shape: tuple[int, ...], batch: int) -> tuple[int, ...]:
+    return shape if not shape else (shape[0] * batch,) + tuple(shape[1:])
+
+
+def _prepare_input(info: TensorInfo, value: np.ndarray) -> tuple[np.ndarray, int]:
+    """Check a graph input against its declaration; return it in its container and the batch."""
+    x = np.asarray(value)
+    decl = info.shape
+    if decl is not None:
+        if x.ndim != len(decl) or tuple(x.shape[1:]) != tuple(decl[1:]) or (
+            decl and (decl[0] == 0 or x.shape[0] % decl[0])
+        ):
+            raise SimError(f"input {info.name!r}: shape {x.shape}, the graph declares {decl} (any batch)")
+    batch = x.shape[0] // decl[0] if decl else 1
+    dt = dtype(info.dtype)
+    if dt.is_float:
+        return x.astype(np.float32, copy=False), batch
+    try:
+        require_allowed(x, dt)
+    except DataTypeError as err:
+        raise SimError(f"input {info.name!r}: {err}") from err
+    if dt.kind == "fixed":
+        return x.astype(np.float64), batch
+    return as_int64(x).astype(dt.container), batch
+
+
+def run(
+    bundle: Bundle,
+    inputs: Mapping[str, np.ndarray],
+    *,
+    return_all: bool = False,
+    on_node: Callable[[Node], None] | None = None,
+) -> dict[str, np.ndarray]:
+    """Execute ``bundle`` on ``inputs`` (graph input name -> array, any leading batch N).
+
+    Returns the graph outputs by name, or with ``return_all`` every tensor the run produced
+    (graph inputs and all intermediates, by tensor name). ``on_node`` is called after each
+    node (e.g. to advance a progress bar). Without ``return_all``, pairs of nodes that have
+    a fused kernel run together and the tensor between them is not built.
+    """
+    missing = [t.name for t in bundle.inputs if t.name not in inputs]
+    if missing:
+        raise SimError(f"missing graph input(s): {', '.join(missing)}")
+    unknown = sorted(set(inputs) - {t.name for t in bundle.inputs})
+    if unknown:
+        raise SimError(f"not graph inputs: {', '.join(unknown)}")
+    context: dict[str, np.ndarray] = {}
+    batches = set()
+    for info in bundle.inputs:
+        context[info.name], b = _prepare_input(info, inputs[info.name])
+        batches.add(b)
+    if len(batches) > 1:
+        raise SimError(f"graph inputs disagree on the batch size: {sorted(batches)}")
+    batch = batches.pop() if batches else 1
+
+    fusable = {} if return_all else _fusable(bundle)
+    deferred: dict[str, tuple[Node, list[np.ndarray | None]]] = {}
+    for node in bundle.nodes:
+        args = _arguments(node, context, bundle, batch, deferred)
+        if node.name in fusable:
+            deferred[node.outputs[0]] = (node, args)
+        elif node.inputs and node.inputs[0] in deferred:
+            producer, producer_args = deferred.pop(node.inputs[0])
+            produced = _run_fused(producer, node, producer_args, args[1:], batch)
+            if produced is None:  # the fused kernel declined: run both as usual
+                context.update(run_node(producer, producer_args, batch))
+                produced = run_node(node, _arguments(node, context, bundle, batch, {}), batch)
+            context.update(produced)
+        else:
+            context.update(run_node(node, args, batch))
+        if on_node is not None:
+            on_node(node)
+
+    if return_all:
+        return context
+    return {t.name: context[t.name] for t in bundle.outputs}
+
+
+def _arguments(
+    node: Node, context: dict[str, np.ndarray], bundle: Bundle, batch: int,
+    deferred: Mapping[str, object],
+) -> list[np.ndarray | None]:
+    """The node's input arrays (constants included), shapes checked; None for a tensor a
+    fused pair has not materialised."""
+    args: list[np.ndarray | None] = []
+    for name, decl in zip(node.inputs, node.in_shapes):
+        if name in deferred:
+            args.append(None)
+        elif name in context:
+            arr = context[name]
+            expected = None if decl is None else _batched(decl, batch)
+            if expected is not None and tuple(arr.shape) != expected:
+                raise SimError(
+                    f"{node.label()}: input {name!r} has shape {arr.shape}, expected {expected}"
+                )
+            args.append(arr)
+        elif name in bundle.initializers:
+            args.append(bundle.initializers[name])
+        elif name:
+            raise SimError(f"{node.label()}: input tensor {name!r} is not available")
+    return args
+
+
+def _fusable(bundle: Bundle) -> dict[str, Node]:
+    """Producer node name -> consumer, for pairs sim has a fused kernel for, where the
+    producer's one output feeds only the consumer's first input and is no graph output."""
+    users: dict[str, list[Node]] = {}
+    for node in bundle.nodes:
+        for name in node.inputs:
+            users.setdefault(name, []).append(node)
+    outputs = {t.name for t in bundle.outputs}
+    pairs = {}
+    for node in bundle.nodes:
+        if len(node.outputs) != 1 or node.outputs[0] in outputs:
+            continue
+        consumers = users.get(node.outputs[0], [])
+        if (len(consumers) == 1 and consumers[0].inputs[0] == node.outputs[0]
+                and consumers[0].inputs.count(node.outputs[0]) == 1
+                and get_fusion(node, consumers[0]) is not None):
+            pairs[node.name] = consumers[0]
+    return pairs
+
+
+def _run_fused(
+    producer: Node, consumer: Node, producer_args: list, consumer_rest: list, batch: int
+) -> dict[str, np.ndarray] | None:
+    """The consumer's outputs computed from the producer's inputs without materialising the
+    tensor between them; None if the fused kernel does not take this case."""
+    fn = get_fusion(producer, consumer)
+    try:
+        result = fn(producer, consumer, producer_args, consumer_rest)
+    except (SimError, DataTypeError) as err:
+        msg = str(err)
+        raise SimError(msg if msg.startswith("node ") else f"{consumer.label()}: {msg}") from err
+    if result is None:
+        return None
+    return _finish(consumer, get_kernel(consumer.op_type, consumer.hw), result, batch)
+
+
+def run_node(node: Node, args: list[np.ndarray], batch: int) -> dict[str, np.ndarray]:
+    """Run one node's kernel on ``args`` and wrap hardware outputs to their declared types."""
+    spec = get_kernel(node.op_type, node.hw)
+    if spec is None:
+        kind = "hardware layer" if node.hw else "op"
+        raise SimError(f"{node.label()}: sim has no kernel for {kind} {node.op_type!r}")
+    try:
+        result = spec.fn(node, args)
+    except (SimError, DataTypeError) as err:
+        msg = str(err)
+        raise SimError(msg if msg.startswith("node ") else f"{node.label()}: {msg}") from err
+    except (ValueError, IndexError, TypeError) as err:
+        raise SimError(f"{node.label()}: {err}") from err
+    return _finish(node, spec, result, batch)
+
+
+def _finish(node: Node, spec, result, batch: int) -> dict[str, np.ndarray]:
+    """A kernel's result checked against the node's declared outputs (reshaped where the
+    kernel allows it) and, for hardware layers, wrapped to their data types."""
+    outputs = result if isinstance(result, (list, tuple)) else [result]
+    if len(outputs) != len(node.outputs):
+        raise SimError(f"{node.label()}: kernel gave {len(outputs)} outputs, node has {len(node.outputs)}")
+    produced = {}
+    for i, (name, arr) in enumerate(zip(node.outputs, outputs)):
+        arr = np.asarray(arr)
+        decl = node.out_shapes[i]
+        if decl is not None:
+            expected = _batched(decl, batch)
+            if tuple(arr.shape) != expected:
+                if spec.reshape and arr.size == math.prod(expected):
+                    arr = arr.reshape(expected)
+                else:
+                    raise SimError(
+                        f"{node.label()}: output {name!r} has shape {arr.shape}, expected {expected}"
+                    )
+        if spec.hw:
+            arr = wrap(arr, node.out_dtypes[i])
+        produced[name] = arr
+    return produced
+

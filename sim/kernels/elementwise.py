@@ -1,0 +1,64 @@
+"""finn-plus's elementwise binary layers (``Elementwise<Op>``, elementwise_binary.py).
+
+finn-plus has no AddStreams: ``InferElementwiseBinaryOperation`` turns an Add of two streams
+(or of a stream and a constant) into ``ElementwiseAdd``. FINN executes these with numpy
+broadcasting in int64 for integer operands; the output then wraps to ``out_dtype``.
+``ElementwiseDiv`` is not modelled (FINN's execution divides as floats into an integer type).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from sim.bundle import Node
+from sim.datatypes import as_int64, dtype
+from sim.kernels import register
+
+_OPS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "Add": np.add,
+    "Sub": np.subtract,
+    "Mul": np.multiply,
+    "AbsDiff": lambda a, b: np.abs(a - b),
+    "Max": np.maximum,
+    "And": np.logical_and,
+    "Or": np.logical_or,
+    "Xor": np.logical_xor,
+    "Equal": np.equal,
+    "Less": np.less,
+    "LessOrEqual": np.less_equal,
+    "Greater": np.greater,
+    "GreaterOrEqual": np.greater_equal,
+    "BitwiseAnd": np.bitwise_and,
+    "BitwiseOr": np.bitwise_or,
+    "BitwiseXor": np.bitwise_xor,
+}
+
+
+def _operand(x: np.ndarray, dtype_name: str) -> np.ndarray:
+    return as_int64(x) if dtype(dtype_name).is_integer else np.asarray(x, dtype=np.float32)
+
+
+def _make(
+    op: Callable[[np.ndarray, np.ndarray], np.ndarray],
+) -> Callable[[Node, list[np.ndarray]], np.ndarray]:
+    def kernel(node: Node, inputs: list[np.ndarray]) -> np.ndarray:
+        lhs = _operand(inputs[0], node.attr("lhs_dtype"))
+        rhs = _operand(inputs[1], node.attr("rhs_dtype"))
+        out = op(lhs, rhs)
+        return out.astype(np.int64) if out.dtype == bool else out
+
+    return kernel
+
+
+for _name, _op in _OPS.items():
+    register(f"Elementwise{_name}", reshape=True)(_make(_op))
+
+
+@register("ElementwiseBitShift", reshape=True)
+def elementwise_bitshift(node: Node, inputs: list[np.ndarray]) -> np.ndarray:
+    lhs, rhs = as_int64(inputs[0]), as_int64(inputs[1])
+    if node.attr("direction") == "LEFT":
+        return np.left_shift(lhs, rhs)
+    return np.right_shift(lhs, rhs)

@@ -1,0 +1,152 @@
+"""MVAU, VVAU and Thresholding: products, accumulator wrap, multi-threshold activation.
+
+FINN semantics (matrixvectoractivation.py, vectorvectoractivation.py, thresholding.py):
+
+- MVAU weights are (MW, MH), thresholds (MH, n) or (1, n). ``binaryXnorMode=1`` takes 0/1
+  activations and weights and yields the number of matching bits (XNOR popcount); BIPOLAR
+  activations with BIPOLAR weights yield the same popcount of their 0/1 encodings; otherwise
+  a plain integer product. With activation the output is ``count + ActVal``, or
+  ``2*count - 1`` for a BIPOLAR output (MVAU/VVAU then ignore ActVal).
+- The accumulator wraps to ``accDataType`` before thresholds or output, as the hardware's
+  fixed-width accumulator does. FINN's Python execution keeps the unbounded value instead.
+- Thresholding outputs ``count + ActVal``, and for a BIPOLAR output ``2*(count + ActVal) - 1``.
+- PE, SIMD and mem_mode do not change results.
+
+Products are exact by construction: XNOR popcount on packed words; inputs of at most four
+bits times BINARY/BIPOLAR weights one bit plane at a time (popcount of AND); anything else
+a BLAS product whose exactness bound comes from the declared data types (``sim.exact``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sim.bundle import Node, SimError
+from sim.datatypes import as_int64, dtype, wrap
+from sim.exact import max_abs, matmul_int, matmul_method, plane_dot, xnor_popcount
+from sim.kernels import register
+from sim.thresholds import count_thresholds
+
+
+def activate(
+    node: Node, acc: np.ndarray, thresholds: np.ndarray | None, bound: int | None = None
+) -> np.ndarray:
+    """MVAU/VVAU tail: wrap to the accumulator type, then threshold unless noActivation.
+    ``bound``, where the caller knows one, is a bound on ``|acc|`` from the data types: an
+    accumulator type that holds it cannot wrap, and the wrap's scan is skipped."""
+    acc_type = dtype(node.attr("accDataType"))
+    if bound is not None and acc_type.min <= -bound and bound <= acc_type.max:
+        acc = acc.astype(np.int32) if bound < 1 << 31 else as_int64(acc)
+    else:
+        acc = as_int64(wrap(acc, acc_type))
+    if node.attr("noActivation"):
+        return acc
+    if thresholds is None:
+        raise SimError(f"{node.label()}: noActivation=0 but no threshold input")
+    count = count_thresholds(acc, thresholds, channel_axis=-1)
+    if node.attr("outputDataType") == "BIPOLAR":
+        return 2 * count - 1
+    return count + int(node.attr("ActVal"))
+
+
+def as_bits(values: np.ndarray, bipolar: bool, what: str, node: Node) -> np.ndarray:
+    v = np.asarray(values)
+    if v.dtype.kind not in "iu":
+        v = as_int64(v)
+    bits = (v + 1) >> 1 if bipolar else v
+    if bits.size and (bits.min() < 0 or bits.max() > 1):
+        enc = "-1/+1" if bipolar else "0/1"
+        raise SimError(f"{node.label()}: {what} must hold {enc} values for an XNOR product")
+    return bits.astype(np.uint8, copy=False)
+
+
+# Inputs of at most this many bits times {0,1} / {-1,+1} weights go through bit planes.
+PLANE_MAX_BITS = 4
+
+
+def plane_route(idt: str, wdt: str) -> bool:
+    """Few-bit integer inputs times BINARY or BIPOLAR weights: a popcount per input bit."""
+    i = dtype(idt)
+    return i.kind in ("int", "ternary") and i.bits <= PLANE_MAX_BITS and wdt in ("BINARY", "BIPOLAR")
+
+
+def product_bound(node: Node, w: np.ndarray) -> int | None:
+    """A bound on the MVAU's ``|accumulator|`` from its input type and weights."""
+    if node.attr("binaryXnorMode") or (
+        node.attr("inputDataType") == "BIPOLAR" and node.attr("weightDataType") == "BIPOLAR"
+    ):
+        return w.shape[0]  # a count of agreeing bits
+    i = dtype(node.attr("inputDataType"))
+    if not i.is_integer:
+        return None
+    return max(abs(int(i.min)), abs(int(i.max))) * max_abs(w) * w.shape[0]
+
+
+def _product(node: Node, a: np.ndarray, w: np.ndarray, bound: int | None) -> np.ndarray:
+    """The MVAU's exact accumulator, (rows of ``a``, MH) int64, by the cheapest exact path."""
+    idt, wdt = node.attr("inputDataType"), node.attr("weightDataType")
+    if node.attr("binaryXnorMode"):
+        return xnor_popcount(as_bits(a, False, "input", node), as_bits(w, False, "weights", node))
+    if idt == "BIPOLAR" and wdt == "BIPOLAR":
+        return xnor_popcount(as_bits(a, True, "input", node), as_bits(w, True, "weights", node))
+    if plane_route(idt, wdt):
+        i = dtype(idt)
+        return plane_dot(a, i.bits, i.signed, as_bits(w, wdt == "BIPOLAR", "weights", node),
+                         wdt == "BIPOLAR")
+    a = as_int64(a) if a.dtype.kind == "f" else a
+    method = "auto" if bound is None else matmul_method(bound, 1, 1)
+    return matmul_int(a, as_int64(w), method=method)
+
+
+@register("MVAU", reshape=True)
+def mvau(node: Node, inputs: list[np.ndarray]) -> np.ndarray:
+    x, w = inputs[0], inputs[1]
+    mw, mh = int(node.attr("MW")), int(node.attr("MH"))
+    if w.shape != (mw, mh):
+        raise SimError(f"{node.label()}: weights have shape {w.shape}, expected (MW, MH) = ({mw}, {mh})")
+    if x.shape[-1] != mw and x.size % mw:
+        raise SimError(f"{node.label()}: input shape {x.shape} does not hold vectors of MW={mw}")
+    a = x.reshape(-1, mw)
+    bound = product_bound(node, w)
+    acc = _product(node, a, w, bound)
+    out = activate(node, acc, inputs[2] if len(inputs) > 2 else None, bound)
+    lead = x.shape[:-1] if x.shape[-1] == mw else (a.shape[0],)
+    return out.reshape(lead + (mh,))
+
+
+@register("VVAU", reshape=True)
+def vvau(node: Node, inputs: list[np.ndarray]) -> np.ndarray:
+    x, w = inputs[0], inputs[1]
+    kh, kw = (int(k) for k in node.attr("Kernel"))
+    channels = int(node.attr("Channels"))
+    kk = kh * kw
+    if node.attr("binaryXnorMode", 0):
+        raise SimError(
+            f"{node.label()}: binaryXnorMode=1 is not supported (FINN's own execution of VVAU "
+            "ignores it, so there is no reference to match)"
+        )
+    if w.shape != (channels, 1, kh, kw):
+        raise SimError(f"{node.label()}: weights have shape {w.shape}, expected ({channels}, 1, {kh}, {kw})")
+    if x.ndim != 4 or x.shape[-1] != kk * channels:
+        raise SimError(f"{node.label()}: input shape {x.shape}, expected (N, H, W, {kk * channels})")
+    # FINN's VVAU reads a window generator's output as (k, c); any other producer's as
+    # (c // PE, k, PE), the interleaving of a depthwise stream folded by PE.
+    pe = channels if node.derived.get("input_from_window", False) else int(node.attr("PE"))
+    n, h, wd, _ = x.shape
+    xs = as_int64(x).reshape(n, h, wd, channels // pe, kk, pe).transpose(0, 1, 2, 4, 3, 5)
+    xs = xs.reshape(n, h, wd, kk, channels)
+    wk = as_int64(w).reshape(channels, kk).T  # (kk, C)
+    bipolar = node.attr("inputDataType") == "BIPOLAR" and node.attr("weightDataType") == "BIPOLAR"
+    acc = np.einsum("nhwkc,kc->nhwc", xs, wk)
+    if bipolar:
+        acc = (acc + kk) >> 1
+    return activate(node, acc, inputs[2] if len(inputs) > 2 else None)
+
+
+@register("Thresholding", reshape=True)
+def thresholding(node: Node, inputs: list[np.ndarray]) -> np.ndarray:
+    x, thr = inputs[0], inputs[1]
+    y = count_thresholds(x, thr, channel_axis=-1) + int(node.attr("ActVal"))
+    if node.attr("outputDataType") == "BIPOLAR":
+        y = 2 * y - 1
+    return y

@@ -1,0 +1,104 @@
+"""Multi-threshold counting: how many thresholds of its channel each value reaches (x >= T).
+
+Thresholds come as (C, T) per channel or (1, T) shared, as FINN and qonnx store them. Integer
+inputs compare against ``ceil(T)`` in int64 (for integer x, ``x >= T`` iff ``x >= ceil(T)``),
+so fractional thresholds that precede RoundAndClipThresholds count exactly; float inputs
+compare as floats. A few thresholds per channel are counted by one comparison each; more,
+in sorted rows, with one ``searchsorted``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_CHUNK_ELEMS = 1 << 24
+# Up to this many thresholds per channel, one comparison per threshold beats a search.
+_FEW_STEPS = 8
+
+
+def count_thresholds(x: np.ndarray, thresholds: np.ndarray, channel_axis: int = -1) -> np.ndarray:
+    """int64 array shaped like ``x``: per element, the number of its channel's thresholds <= it."""
+    thr = np.asarray(thresholds)
+    if thr.ndim != 2:
+        raise ValueError(f"thresholds must be 2-D (channels, steps), got shape {thr.shape}")
+    xm = np.moveaxis(np.asarray(x), channel_axis, -1)
+    channels = xm.shape[-1] if xm.ndim else 1
+    if thr.shape[0] not in (1, channels):
+        raise ValueError(
+            f"{thr.shape[0]} threshold rows for {channels} channels (need {channels} or 1)"
+        )
+    if xm.size == 0 or thr.shape[1] == 0:
+        return np.zeros(np.shape(x), dtype=np.int64)
+    if xm.dtype.kind in "iub" and xm.dtype.itemsize <= 4 and thr.shape[1] <= _FEW_STEPS:
+        # float64 holds every such integer: x >= T compares exactly (NaN never fires)
+        counts = _count_few(xm, thr.astype(np.float64))
+    elif xm.dtype.kind in "iub":
+        counts = _count_int(xm.astype(np.int64, copy=False), thr)
+    else:
+        counts = _count_float(xm.astype(np.float64, copy=False), thr.astype(np.float64))
+    return np.moveaxis(counts, -1, channel_axis)
+
+
+def _sorted_rows(thr: np.ndarray) -> bool:
+    return bool(np.all(np.diff(thr, axis=1) >= 0))
+
+
+def _count_int(x: np.ndarray, thr: np.ndarray) -> np.ndarray:
+    lo, hi = int(x.min()), int(x.max())
+    # Thresholds <= lo always fire and those > hi never do: clipping keeps every count.
+    t = np.asarray(thr, dtype=np.float64)
+    t = np.where(np.isnan(t), hi + 1, t)
+    t = np.ceil(np.clip(t, lo, hi + 1)).astype(np.int64)
+    steps = t.shape[1]
+    if steps == 1:
+        return (x >= t[:, 0]).astype(np.int64)
+    if steps <= _FEW_STEPS:
+        return _count_few(x, t)
+    if not _sorted_rows(t):
+        return _count_broadcast(x, t)
+    if t.shape[0] == 1:
+        return np.searchsorted(t[0], x, side="right").astype(np.int64)
+    channels = t.shape[0]
+    span = hi + 2 - lo
+    if channels * span >= 1 << 62:
+        return _count_per_channel(x, t)
+    # Offset channel c into its own band [c*span, (c+1)*span): one sorted key array.
+    offsets = np.arange(channels, dtype=np.int64) * span
+    keys = (t - lo + offsets[:, None]).reshape(-1)
+    found = np.searchsorted(keys, x - lo + offsets, side="right")
+    return found - np.arange(channels, dtype=np.int64) * steps
+
+
+def _count_few(x: np.ndarray, thr: np.ndarray) -> np.ndarray:
+    """One comparison per threshold (rows broadcast over the channel axis, last)."""
+    count = (x >= thr[:, 0]).astype(np.int64)
+    for j in range(1, thr.shape[1]):
+        count += x >= thr[:, j]
+    return count
+
+
+def _count_float(x: np.ndarray, thr: np.ndarray) -> np.ndarray:
+    if thr.shape[1] == 1:
+        return (x >= thr[:, 0]).astype(np.int64)
+    if not _sorted_rows(thr):
+        return _count_broadcast(x, thr)
+    if thr.shape[0] == 1:
+        return np.searchsorted(thr[0], x, side="right").astype(np.int64)
+    return _count_per_channel(x, thr)
+
+
+def _count_per_channel(x: np.ndarray, thr: np.ndarray) -> np.ndarray:
+    out = np.empty(x.shape, dtype=np.int64)
+    for c in range(x.shape[-1]):
+        out[..., c] = np.searchsorted(thr[c], x[..., c], side="right")
+    return out
+
+
+def _count_broadcast(x: np.ndarray, thr: np.ndarray) -> np.ndarray:
+    flat = x.reshape(-1, x.shape[-1])
+    out = np.empty(flat.shape, dtype=np.int64)
+    rows = max(1, _CHUNK_ELEMS // (flat.shape[1] * thr.shape[1]))
+    for start in range(0, flat.shape[0], rows):
+        block = flat[start : start + rows, :, None] >= thr[None, :, :]
+        out[start : start + rows] = block.sum(axis=-1)
+    return out.reshape(x.shape)
