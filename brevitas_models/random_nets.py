@@ -1,27 +1,33 @@
 """Seeded random networks of stock Brevitas layers, for the lowering's acceptance sweep.
 
-``random_net(seed)`` returns a small eval-mode network and a :class:`NetSpec` saying exactly
-what it contains. The space (every choice is drawn from a ``random.Random(seed)``):
+``random_net(seed)`` returns a small eval-mode network and a :class:`NetSpec` (a readable
+line per layer and the set of :data:`FEATURES` it contains). Every choice is drawn from
+``random.Random(seed)``; generation always yields a valid network. The space:
 
-* input: 1 or 3 channels of H x W pixels, H and W each in 5..13, quantized by an unsigned
-  8-bit quantizer of constant scale 1/255 (raw pixels k map to k/255 exactly);
-* a stem convolution, then 1 to 3 units, at most :data:`MAX_HIDDEN_CONVS` hidden convolutions:
-  ``conv`` (one block), ``pool`` (max pooling, kernel 2 or 3, stride 2), ``res`` (a branch of
-  1-2 shape-preserving blocks joined to an identity or 1x1-conv shortcut), ``updown`` (a
-  stride-2 block, maybe one more block, nearest x2 upsampling, joined to the unit's input when
-  the shapes match);
-* a block: QuantConv2d (kernel 1 or 3; dilation 1-4 with kernel 3; stride 1 or 2; 2-16
-  output channels; no padding, zero padding by ``padding=`` on the conv, or, on binary
-  inputs, -1 padding by an explicit ``F.pad(x, value=-scale)``), BatchNorm2d with random
-  statistics, an activation; weights binary (constant scale) or 2-8-bit integers (per-tensor,
-  sometimes per-channel scale);
-* activations: binary (constant scale, usually 1), or 2-8-bit unsigned (QuantReLU) or signed
-  (QuantIdentity) integers with a constant scale (a power of two or a random value);
-* joins: add (re-quantized after the add) or channel concat of equal-shape tensors whose
-  quantizers are the same (same kind, bits and scale);
-* tie blocks: no batch norm and power-of-two scales throughout, so that exact rounding ties
-  (half-to-even activations, sign at zero) occur;
-* a classifier: 1x1 conv with binary or 8-bit weights, 2-5 classes, producing the logits.
+* input: 1 or 3 channels, H and W each in 5..13 (odd and even), through an unsigned 8-bit
+  quantizer of constant scale float32(1/255), so a raw pixel k is the input k/255;
+* a stem block on the pixels, 1 or 2 units, maybe one follow-up block (a padded 3x3 conv
+  right after an upsampling or a binary add), at most 3 blocks in all (``max_blocks``; more
+  units for larger values), then the classifier;
+* units: ``conv`` (a block), ``pool`` (MaxPool2d, kernel 2 or 3, stride 2), ``res`` (1 or 2
+  shape-keeping blocks joined to the unit's input or to a 1x1-conv shortcut), ``updown`` (a
+  stride-2 3x3 block, maybe a shape-keeping block, nearest x2 ``nn.Upsample``, joined to the
+  unit's input when the shapes agree);
+* a block: QuantConv2d (kernel 1 or 3, dilation 1-4 with kernel 3, stride 1 or 2, 2-16 output
+  channels, no bias), BatchNorm2d with random statistics, an activation. Weights: binary
+  (SignedBinaryWeightPerTensorConst) or 2-8-bit integers (Int8WeightPer{Tensor,Channel}Float
+  with ``weight_bit_width``). Padding of kernel-3 convs: none, or "same" (d) or 1..d; on
+  multi-bit inputs zero padding (``padding=``); on binary inputs the net's one style, zero
+  padding (users' style) or -1 padding by ``F.pad(x, value=-scale)`` (our models' style);
+* activations: binary (SignedBinaryActPerTensorConst, scale 1, sometimes 1/2, 2 or a random
+  value), or 2-8-bit unsigned (QuantReLU) or signed (QuantIdentity) integers with a constant
+  scale (a power of two, or a generic float32 so that no two scales are in an exact ratio);
+* joins: add, re-quantized after the add (same quantizer, twice its scale when that is a
+  power of two, or another one), or channel concat, of equal-shape tensors with the same
+  quantizer (kind, bits and scale);
+* tie blocks: no batch norm, power-of-two weight and activation scales, so exact rounding
+  ties (half to even, sign at 0) occur;
+* classifier: 1x1 QuantConv2d, binary or 8-bit weights, 2-5 classes, giving the logits.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import math
 import random
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from brevitas import nn as qnn
@@ -44,10 +51,11 @@ from brevitas.quant import (
 )
 from torch import nn
 
+from brevitas_models.stock_nets import _randomize_bn
+
 MIN_SIZE, MAX_SIZE = 5, 13
 MIN_CHANNELS, MAX_CHANNELS = 2, 16
-MAX_HIDDEN_CONVS = 5
-MAX_UNITS = 3
+MAX_BLOCKS = 3  # default; larger nets for longer sweeps through random_net(max_blocks=)
 PIXEL_SCALE = 1.0 / 255.0
 
 # Every feature the sweep asserts coverage of (see NetSpec.features).
@@ -66,11 +74,18 @@ FEATURES = (
 
 @dataclass(frozen=True)
 class QSpec:
-    """An activation quantizer: kind ("binary", "uint", "int"), bit width and scale."""
+    """An activation quantizer: kind ("binary", "uint", "int"), bit width and scale; ``const``
+    is the quantizer's constant (its largest value) when ``scale`` was derived from it."""
 
     kind: str
     bits: int
     scale: float
+    const: float | None = None
+
+    @property
+    def levels(self) -> int:
+        """The integer the scale divides the quantizer's constant by."""
+        return {"binary": 1, "uint": 2**self.bits - 1, "int": 2 ** (self.bits - 1)}[self.kind]
 
     def __str__(self) -> str:
         name = "bin" if self.kind == "binary" else f"{self.kind}{self.bits}"
@@ -156,15 +171,12 @@ class RandomNet(nn.Module):
 
 def make_act(q: QSpec) -> nn.Module:
     """A Brevitas activation with constant scale ``q.scale`` (checked)."""
+    const = q.const if q.const is not None else q.scale * q.levels
     if q.kind == "binary":
-        quant = SignedBinaryActPerTensorConst.let(min_val=-q.scale, max_val=q.scale)
+        quant = SignedBinaryActPerTensorConst.let(min_val=-const, max_val=const)
         act = qnn.QuantIdentity(act_quant=quant)
     else:
-        levels = 2**q.bits - 1 if q.kind == "uint" else 2 ** (q.bits - 1)
-        const = q.scale * levels
-        base = Uint8ActPerTensorFloat if q.kind == "uint" else Int8ActPerTensorFloat
-        quant = base.let(scaling_impl_type=ScalingImplType.CONST, scaling_const=const,
-                         max_val=const, min_val=-const, bit_width=q.bits)
+        quant = _int_act_quant(q.kind == "int", q.bits, const)
         act = (qnn.QuantReLU if q.kind == "uint" else qnn.QuantIdentity)(act_quant=quant)
     actual = float(act.act_quant.scale())
     if actual != q.scale:
@@ -174,13 +186,18 @@ def make_act(q: QSpec) -> nn.Module:
 
 def input_quant() -> nn.Module:
     """The input quantizer: unsigned 8 bits, constant scale float32(1/255)."""
-    quant = Uint8ActPerTensorFloat.let(scaling_impl_type=ScalingImplType.CONST, scaling_const=1.0,
-                                       max_val=1.0, min_val=0.0, bit_width=8)
-    return qnn.QuantIdentity(act_quant=quant)
+    return qnn.QuantIdentity(act_quant=_int_act_quant(False, 8, 1.0))
+
+
+def _int_act_quant(signed: bool, bits: int, const: float):
+    """Brevitas' per-tensor integer activation quantizer with the constant ``const``."""
+    base = Int8ActPerTensorFloat if signed else Uint8ActPerTensorFloat
+    return base.let(scaling_impl_type=ScalingImplType.CONST, scaling_const=const,
+                    max_val=const, min_val=-const if signed else 0.0, bit_width=bits)
 
 
 def _f32(value: float) -> float:
-    return float(torch.tensor(value, dtype=torch.float32))
+    return float(np.float32(value))
 
 
 def _out_size(size: int, k: int, s: int, d: int, p: int) -> int:
@@ -190,7 +207,8 @@ def _out_size(size: int, k: int, s: int, d: int, p: int) -> int:
 class _Builder:
     """Draws one network; every choice falls back to a valid one, so generation never fails."""
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, max_blocks: int) -> None:
+        self.max_blocks = max_blocks
         self.rng = random.Random(seed)
         self.gen = torch.Generator().manual_seed(seed)
         self.steps: list[nn.Module] = []
@@ -198,27 +216,26 @@ class _Builder:
         self.spec = NetSpec(seed, (1, 0, 0, 0))
         self.hidden_convs = 0
         self.last_add_binary = -1  # value index of the latest add of binary tensors
+        # how binary activations are padded: users' style (zero padding on the conv) or our
+        # models' style (-1, an explicit pad); a net uses one (see padding.ZeroPadToInt2)
+        self.binary_pad = self.rng.choice(["zero", "minus1"])
 
     # --- choices -------------------------------------------------------------------------
     def random_q(self) -> QSpec:
         r = self.rng
         if r.random() < 0.45:
-            scale = 1.0 if r.random() < 0.8 else r.choice([0.5, 2.0, r.randint(200, 3000) / 1024])
-            return QSpec("binary", 1, scale)
-        kind = r.choice(["uint", "int"])
-        bits = r.randint(2, 8)
-        if r.random() < 0.5:
-            scale = 2.0 ** r.randint(-4, 0)
+            kind, bits, pot = "binary", 1, r.random() < 0.9
+            exponent = 0 if r.random() < 0.8 else r.choice([-1, 1])
         else:
-            scale = r.randint(20, 1000) / 1024 * 4 / bits
-        return QSpec(kind, bits, _f32(scale))
-
-    def pot_q(self) -> QSpec:
-        """A quantizer with a power-of-two scale (tie blocks)."""
-        r = self.rng
-        if r.random() < 0.3:
-            return QSpec("binary", 1, 1.0)
-        return QSpec(r.choice(["uint", "int"]), r.randint(2, 8), 2.0 ** r.randint(-2, 2))
+            kind, bits, pot = r.choice(["uint", "int"]), r.randint(2, 8), r.random() < 0.5
+            exponent = r.randint(-4, 0)
+        if pot:
+            return QSpec(kind, bits, 2.0**exponent)
+        # a generic float32 constant: no exact rational relation between two scales, so
+        # torch's float arithmetic meets no exact rounding tie that the integers do not
+        spec = QSpec(kind, bits, 1.0)
+        const = _f32(r.uniform(0.05, 1.0) * 4 / bits * spec.levels)
+        return QSpec(kind, bits, _f32(np.float32(const) / np.float32(spec.levels)), const)
 
     # --- bookkeeping ---------------------------------------------------------------------
     def add_step(self, module: nn.Module, sources: list[_Tensor], c: int, h: int, w: int,
@@ -244,16 +261,15 @@ class _Builder:
 
     # --- layers --------------------------------------------------------------------------
     def block(self, x: _Tensor, q: QSpec, *, same: bool = False, stride: int | None = None,
-              k: int | None = None, c: int | None = None, input_is_pixels: bool = False
-              ) -> _Tensor:
-        """One conv block with activation ``q`` (a tie block may replace it by a power-of-two
-        one). ``same``: keep H and W (stride 1, padding d*(k-1)/2); ``c``: output channels."""
+              k: int | None = None, c: int | None = None, input_is_pixels: bool = False,
+              pad: bool = False) -> _Tensor:
+        """One conv block with activation ``q``. ``same``: keep H and W (stride 1, padding
+        d*(k-1)/2); ``c``: output channels; ``pad``: a padded 3x3 conv if it fits."""
         r = self.rng
         binary_in = x.q.kind == "binary" and not input_is_pixels
-        tie = (not input_is_pixels) and x.q.pot_scale and r.random() < 0.15
-        if tie:
-            q = q if q.pot_scale else self.pot_q()
-        k = k if k is not None else (3 if r.random() < 0.7 else 1)
+        # a tie block needs power-of-two scales in and out (q may be fixed by a join)
+        tie = not input_is_pixels and x.q.pot_scale and q.pot_scale and r.random() < 0.25
+        k = k if k is not None else (3 if pad or r.random() < 0.7 else 1)
         d = r.randint(1, 4) if k == 3 else 1
         if same:
             s = 1
@@ -261,10 +277,8 @@ class _Builder:
             s = stride
         else:
             s = 2 if r.random() < 0.3 and min(x.h, x.w) >= 4 else 1
-        kinds = ["none", "zero", "minus1"] if binary_in else ["none", "zero"]
-        kind = "zero" if same and k == 3 and not binary_in else r.choice(kinds)
-        if same and k == 3 and kind == "none":
-            kind = r.choice(kinds[1:])
+        padded = self.binary_pad if binary_in else "zero"
+        kind = padded if same or pad else r.choice(["none", padded])
         if k == 1:
             kind, p = "none", 0
         else:
@@ -285,7 +299,8 @@ class _Builder:
         # weights
         wr = r.random()
         if tie:
-            wq, wdesc = SignedBinaryWeightPerTensorConst.let(scaling_const=2.0 ** r.randint(-2, 0)), "wbin-pot"
+            scale = 2.0 ** r.randint(-2, 0)
+            wq, wdesc = SignedBinaryWeightPerTensorConst.let(scaling_const=scale), "wbin-pot"
             kw: dict = {}
             self.feature("tie_block", "weights_binary")
         elif wr < 0.75:
@@ -337,10 +352,14 @@ class _Builder:
     def join(self, a: _Tensor, b: _Tensor) -> _Tensor:
         r = self.rng
         up = a.after_up or b.after_up
-        if a.c == b.c and r.random() < 0.5:
+        p_add = 0.7 if a.q.kind == "binary" and self.binary_pad == "minus1" else 0.5
+        if a.c == b.c and r.random() < p_add:
             q = a.q
             if q.kind != "binary":
-                q = r.choice([q, QSpec(q.kind, q.bits, q.scale * 2), self.random_q()])
+                # twice the scale: an odd sum is an exact tie (only with power-of-two scales
+                # is that tie exact in torch's float arithmetic too)
+                twice = QSpec(q.kind, q.bits, q.scale * 2) if q.pot_scale else self.random_q()
+                q = r.choice([q, twice, self.random_q()])
                 if q.kind == "binary":
                     q = a.q
             self.note_act(q)
@@ -371,10 +390,10 @@ class _Builder:
     # --- units ---------------------------------------------------------------------------
     def unit(self, x: _Tensor) -> _Tensor:
         r = self.rng
-        budget = MAX_HIDDEN_CONVS - self.hidden_convs
+        budget = self.max_blocks - self.hidden_convs
         options = ["conv"] if budget >= 1 else []
         if min(x.h, x.w) >= 4:
-            options.append("pool")
+            options += ["pool"] * (2 if min(x.h, x.w) >= 6 else 1)
         if budget >= 1:
             options += ["res", "res"]
         if budget >= 1 and min(x.h, x.w) >= 4:
@@ -417,8 +436,12 @@ class _Builder:
         self.spec.input_shape = (1, cin, h, w)
         x = _Tensor(0, cin, h, w, QSpec("uint", 8, _f32(PIXEL_SCALE)))
         x = self.block(x, self.random_q(), input_is_pixels=True)
-        for _ in range(r.randint(1, MAX_UNITS)):
+        for _ in range(r.randint(1, max(2, self.max_blocks - 1))):
             x = self.unit(x)
+        # a padded conv right after an upsampling or a binary add, where the budget allows
+        follows = x.after_up or x.index == self.last_add_binary
+        if follows and self.hidden_convs < self.max_blocks and r.random() < 0.7:
+            x = self.block(x, self.random_q() if r.random() < 0.4 else x.q, pad=True)
         classes = r.randint(2, 5)
         if r.random() < 0.7:
             wq, kw, desc = SignedBinaryWeightPerTensorConst, {}, "wbin"
@@ -431,23 +454,16 @@ class _Builder:
             conv.weight.copy_(torch.randn(conv.weight.shape, generator=self.gen))
         self.steps.append(conv)
         self.wiring.append((x.index,))
-        self.spec.layers.append(f"logits = classifier conv1x1 {desc}(v{x.index}) -> {classes}x{x.h}x{x.w}")
+        self.spec.layers.append(
+            f"logits = classifier conv1x1 {desc}(v{x.index}) -> {classes}x{x.h}x{x.w}")
         net = RandomNet(input_quant(), self.steps, self.wiring)
         return net.eval(), self.spec
 
 
-def _randomize_bn(bn: nn.BatchNorm2d, gen: torch.Generator) -> None:
-    n = bn.num_features
-    with torch.no_grad():
-        bn.running_mean.copy_(torch.randn(n, generator=gen) * 2)
-        bn.running_var.copy_(torch.rand(n, generator=gen) * 2 + 0.5)
-        bn.weight.copy_(torch.randn(n, generator=gen))
-        bn.bias.copy_(torch.randn(n, generator=gen))
-
-
-def random_net(seed: int) -> tuple[RandomNet, NetSpec]:
-    """The network of ``seed`` (eval mode) and its spec; the same seed gives the same net."""
-    return _Builder(seed).build()
+def random_net(seed: int, max_blocks: int = MAX_BLOCKS) -> tuple[RandomNet, NetSpec]:
+    """The network of ``seed`` (eval mode) and its spec; the same seed gives the same net.
+    ``max_blocks``: conv blocks before the classifier (units: up to ``max_blocks - 1``, >= 2)."""
+    return _Builder(seed, max_blocks).build()
 
 
 def random_input(spec: NetSpec, batch: int, seed: int) -> torch.Tensor:

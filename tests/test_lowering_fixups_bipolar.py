@@ -125,3 +125,31 @@ def test_scale_moves_past_upsampling_to_the_pad(tmp_path):
     result, cmp = lower_and_compare(model, pixels((2, 3, 4, 5), 17), tmp_path)
     assert "FMPadding" in [n.op_type for n in result.model.graph.node]
     assert cmp.labels_equal and cmp.passed, cmp
+
+
+class ScaledSignPooledThenPaddedAndConcatenated(nn.Module):
+    """A binary activation of scale 2.5, max-pooled; the pooled tensor is padded with -2.5
+    for a conv and concatenated with that conv's output."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inp = input_quant()
+        self.c0, self.b0, self.a0 = _conv(3, 4, 1), random_bn(4, 8), _sign(2.5)
+        self.pool = nn.MaxPool2d(2)
+        self.c1, self.b1, self.a1 = _conv(4, 4, 3), random_bn(4, 9), _sign(2.5)
+        self.cls = _conv(8, 3, 1)
+
+    def forward(self, x):
+        p = self.pool(self.a0(self.b0(self.c0(self.inp(x)))))
+        q = self.a1(self.b1(self.c1(F.pad(p, (1, 1, 1, 1), value=-2.5))))
+        return self.cls(torch.cat([p, q], 1))
+
+
+def test_scale_behind_a_pooling_read_twice(tmp_path):
+    """The scale sat in front of a max pooling read by the pad and by the concat, so no
+    single path carried it to the pad: it stayed -2.5 (refused, sweep seeds 668, 698)."""
+    torch.manual_seed(0)
+    model = ScaledSignPooledThenPaddedAndConcatenated().eval()
+    result, cmp = lower_and_compare(model, pixels((2, 3, 8, 9), 18), tmp_path)
+    assert "FMPadding" in [n.op_type for n in result.model.graph.node]
+    assert cmp.labels_equal and cmp.passed, cmp

@@ -7,15 +7,7 @@ from brevitas.quant import SignedBinaryWeightPerTensorConst
 from torch import nn
 
 from brevitas_models.random_nets import QSpec, input_quant, make_act
-from tests.lowering_check import lower_and_compare, pixels
-from tests.test_lowering_fixups_padding import _bn
-
-
-def _block(cin: int, cout: int, k: int, q: QSpec, seed: int, padding: int = 0) -> nn.Sequential:
-    return nn.Sequential(
-        qnn.QuantConv2d(cin, cout, k, padding=padding, bias=False,
-                        weight_quant=SignedBinaryWeightPerTensorConst),
-        _bn(cout, seed), make_act(q))
+from tests.lowering_check import lower_and_compare, pixels, quant_block
 
 
 U4 = QSpec("uint", 4, 0.25)
@@ -28,9 +20,9 @@ class ConcatForks(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.inp = input_quant()
-        self.stem = _block(3, 6, 3, U4, 0)
-        self.l, self.r = _block(6, 3, 1, U4, 1), _block(6, 4, 1, U4, 2)
-        self.p, self.q = _block(7, 5, 1, U4, 3), _block(7, 5, 3, U4, 4, padding=1)
+        self.stem = quant_block(3, 6, 3, U4, 0)
+        self.l, self.r = quant_block(6, 3, 1, U4, 1), quant_block(6, 4, 1, U4, 2)
+        self.p, self.q = quant_block(7, 5, 1, U4, 3), quant_block(7, 5, 3, U4, 4, padding=1)
         self.cls = qnn.QuantConv2d(10, 3, 1, bias=False,
                                    weight_quant=SignedBinaryWeightPerTensorConst)
 
@@ -47,8 +39,8 @@ class AddRequant(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.inp = input_quant()
-        self.stem = _block(3, 6, 3, I4, 5, padding=1)
-        self.branch = _block(6, 6, 3, I4, 6, padding=1)
+        self.stem = quant_block(3, 6, 3, I4, 5, padding=1)
+        self.branch = quant_block(6, 6, 3, I4, 6, padding=1)
         self.requant = make_act(QSpec("uint", 3, 0.25))
         self.cls = qnn.QuantConv2d(6, 3, 1, bias=False,
                                    weight_quant=SignedBinaryWeightPerTensorConst)
@@ -88,9 +80,9 @@ class XnorReadByTwoSigns(nn.Module):
         super().__init__()
         b = QSpec("binary", 1, 1.0)
         self.inp = input_quant()
-        self.stem = _block(3, 6, 3, b, 8, padding=1)
-        self.down = _block(6, 4, 3, b, 9)
-        self.point = _block(4, 4, 1, b, 10)
+        self.stem = quant_block(3, 6, 3, b, 8, padding=1)
+        self.down = quant_block(6, 4, 3, b, 9)
+        self.point = quant_block(4, 4, 1, b, 10)
         self.requant = make_act(b)
         self.cls = qnn.QuantConv2d(4, 3, 1, bias=False,
                                    weight_quant=SignedBinaryWeightPerTensorConst)

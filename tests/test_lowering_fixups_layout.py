@@ -6,8 +6,7 @@ from brevitas.quant import SignedBinaryWeightPerTensorConst
 from torch import nn
 
 from brevitas_models.random_nets import QSpec, input_quant, make_act
-from tests.lowering_check import lower_and_compare, pixels
-from tests.test_lowering_fixups_joins import _block
+from tests.lowering_check import lower_and_compare, pixels, quant_block
 
 
 class UpsampleIntoSecondConcatInput(nn.Module):
@@ -17,11 +16,11 @@ class UpsampleIntoSecondConcatInput(nn.Module):
         super().__init__()
         b = QSpec("binary", 1, 1.0)
         self.inp = input_quant()
-        self.stem = _block(3, 5, 1, b, 11)
+        self.stem = quant_block(3, 5, 1, b, 11)
         self.down = nn.Sequential(
             qnn.QuantConv2d(5, 3, 3, stride=2, padding=1, bias=False,
                             weight_quant=SignedBinaryWeightPerTensorConst),
-            *list(_block(3, 3, 1, b, 12))[1:])
+            *list(quant_block(3, 3, 1, b, 12))[1:])
         self.up = nn.Upsample(scale_factor=2, mode="nearest")
         self.cls = qnn.QuantConv2d(8, 3, 1, bias=False,
                                    weight_quant=SignedBinaryWeightPerTensorConst)
@@ -48,9 +47,9 @@ class PooledTensorReadTwice(nn.Module):
         super().__init__()
         b = QSpec("binary", 1, 1.0)
         self.inp = input_quant()
-        self.stem = _block(3, 5, 3, b, 13, padding=1)
+        self.stem = quant_block(3, 5, 3, b, 13, padding=1)
         self.pool = nn.MaxPool2d(2)
-        self.point = _block(5, 5, 1, b, 14)
+        self.point = quant_block(5, 5, 1, b, 14)
         self.requant = make_act(b)
         self.cls = qnn.QuantConv2d(5, 3, 1, bias=False,
                                    weight_quant=SignedBinaryWeightPerTensorConst)
@@ -78,13 +77,13 @@ class UpsampledTensorReadTwice(nn.Module):
         super().__init__()
         u4 = QSpec("uint", 4, 0.25)
         self.inp = input_quant()
-        self.stem = _block(3, 4, 3, u4, 15, padding=1)
+        self.stem = quant_block(3, 4, 3, u4, 15, padding=1)
         self.down = nn.Sequential(
             qnn.QuantConv2d(4, 4, 3, stride=2, padding=1, bias=False,
                             weight_quant=SignedBinaryWeightPerTensorConst),
-            *list(_block(4, 4, 1, u4, 16))[1:])
+            *list(quant_block(4, 4, 1, u4, 16))[1:])
         self.up = nn.Upsample(scale_factor=2, mode="nearest")
-        self.conv = _block(4, 3, 3, u4, 17, padding=1)
+        self.conv = quant_block(4, 3, 3, u4, 17, padding=1)
         self.cls = qnn.QuantConv2d(7, 3, 1, bias=False,
                                    weight_quant=SignedBinaryWeightPerTensorConst)
 

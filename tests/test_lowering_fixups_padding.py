@@ -12,17 +12,7 @@ from qonnx.custom_op.registry import getCustomOp
 from torch import nn
 
 from brevitas_models.random_nets import input_quant
-from tests.lowering_check import lower_and_compare, pixels
-
-
-def _bn(c: int, seed: int) -> nn.BatchNorm2d:
-    bn = nn.BatchNorm2d(c)
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        bn.running_mean.copy_(torch.randn(c, generator=gen) * 3)
-        bn.weight.copy_(torch.randn(c, generator=gen))
-        bn.bias.copy_(torch.randn(c, generator=gen))
-    return bn
+from tests.lowering_check import lower_and_compare, pixels, random_bn
 
 
 class MinusOnePadIntWeights(nn.Module):
@@ -34,11 +24,11 @@ class MinusOnePadIntWeights(nn.Module):
         self.inp = input_quant()
         self.c0 = qnn.QuantConv2d(3, 6, 3, padding=1, bias=False,
                                   weight_quant=SignedBinaryWeightPerTensorConst)
-        self.b0 = _bn(6, 0)
+        self.b0 = random_bn(6, 0)
         self.a0 = qnn.QuantIdentity(act_quant=SignedBinaryActPerTensorConst)
         self.c1 = qnn.QuantConv2d(6, 5, 3, dilation=2, bias=False,
                                   weight_quant=Int8WeightPerTensorFloat, weight_bit_width=4)
-        self.b1 = _bn(5, 1)
+        self.b1 = random_bn(5, 1)
         self.a1 = qnn.QuantIdentity(act_quant=SignedBinaryActPerTensorConst)
         self.cls = qnn.QuantConv2d(5, 3, 1, bias=False,
                                    weight_quant=SignedBinaryWeightPerTensorConst)
@@ -70,7 +60,7 @@ class MixedPadding(nn.Module):
         self.inp = input_quant()
         self.c0 = qnn.QuantConv2d(3, 4, 3, padding=1, bias=False,
                                   weight_quant=SignedBinaryWeightPerTensorConst)
-        self.b0 = _bn(4, 2)
+        self.b0 = random_bn(4, 2)
         self.a0 = qnn.QuantIdentity(act_quant=SignedBinaryActPerTensorConst)
         self.minus = qnn.QuantConv2d(4, 4, 3, bias=False,
                                      weight_quant=SignedBinaryWeightPerTensorConst)

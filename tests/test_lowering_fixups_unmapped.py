@@ -6,17 +6,9 @@ from brevitas import nn as qnn
 from brevitas.quant import SignedBinaryWeightPerTensorConst
 from torch import nn
 
-from brevitas_models.random_nets import QSpec, input_quant, make_act
+from brevitas_models.random_nets import QSpec, input_quant
 from hw_gen.errors import UnmappedNodesError
-from tests.lowering_check import lower_and_compare, pixels
-from tests.test_lowering_fixups_padding import _bn
-
-
-def _block(cin: int, cout: int, q: QSpec, seed: int) -> nn.Sequential:
-    return nn.Sequential(
-        qnn.QuantConv2d(cin, cout, 3, padding=1, bias=False,
-                        weight_quant=SignedBinaryWeightPerTensorConst),
-        _bn(cout, seed), make_act(q))
+from tests.lowering_check import lower_and_compare, pixels, quant_block
 
 
 class MixedConcat(nn.Module):
@@ -25,9 +17,9 @@ class MixedConcat(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.inp = input_quant()
-        self.stem = _block(3, 4, QSpec("binary", 1, 1.0), 0)
-        self.multi = _block(4, 4, QSpec("uint", 4, 0.25), 1)
-        self.mid = _block(8, 4, QSpec("binary", 1, 1.0), 2)
+        self.stem = quant_block(3, 4, 3, QSpec("binary", 1, 1.0), 0, padding=1)
+        self.multi = quant_block(4, 4, 3, QSpec("uint", 4, 0.25), 1, padding=1)
+        self.mid = quant_block(8, 4, 3, QSpec("binary", 1, 1.0), 2, padding=1)
         self.cls = qnn.QuantConv2d(4, 3, 1, bias=False,
                                    weight_quant=SignedBinaryWeightPerTensorConst)
 

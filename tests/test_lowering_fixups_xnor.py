@@ -12,17 +12,12 @@ from brevitas.quant import (
 from torch import nn
 
 from brevitas_models.random_nets import input_quant
-from tests.lowering_check import lower_and_compare, pixels
+from tests.lowering_check import lower_and_compare, pixels, random_bn
 
 
 def _block(cin: int, cout: int, k: int, padding: int = 0, int_weights: bool = False
            ) -> nn.Sequential:
-    bn = nn.BatchNorm2d(cout)
-    gen = torch.Generator().manual_seed(cin * 100 + cout)
-    with torch.no_grad():
-        bn.running_mean.copy_(torch.randn(cout, generator=gen) * 2)
-        bn.weight.copy_(torch.randn(cout, generator=gen))
-        bn.bias.copy_(torch.randn(cout, generator=gen))
+    bn = random_bn(cout, cin * 100 + cout)
     return nn.Sequential(
         qnn.QuantConv2d(cin, cout, k, padding=padding, bias=False,
                         **({"weight_quant": Int8WeightPerTensorFloat, "weight_bit_width": 4}

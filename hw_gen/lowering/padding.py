@@ -37,20 +37,19 @@ from hw_gen.lowering.graph import (
 
 
 class MoveScalarMulPastPad(Transformation):
-    """``Mul(s) -> Pad(c)`` becomes ``Pad(c / s) -> Mul(s)`` for a positive scalar ``s``, also
-    across value-moving ops between them (nearest upsampling, max pooling, layout ops) that
-    commute with ``s``; the Pad gets a Mul of its own when others read the first one too."""
+    """``Mul(s) -> Pad(c)`` becomes ``Pad(c / s) -> Mul(s)`` for a positive scalar ``s`` (the
+    Pad gets a Mul of its own when others read the first one too). Scales behind upsampling,
+    pooling or a join are brought next to the pad by joins.MoveScalesPastJoins first."""
 
     def apply(self, model: ModelWrapper):
         graph = model.graph
         for pad in graph.node:
             if pad.op_type != "Pad":
                 continue
-            found = _scale_behind(model, pad)
+            mul = model.find_producer(pad.input[0])
             amounts = pad_amounts(model, pad)
-            if found is None or amounts is None:
+            if mul is None or not is_positive_scalar_mul(model, mul) or amounts is None:
                 continue
-            mul, first = found
             scale = scalar_initializer(model, mul.input[1])
             value = np.float32(amounts[1]) / np.float32(scale)
             const = model.make_new_valueinfo_name()
@@ -58,42 +57,17 @@ class MoveScalarMulPastPad(Transformation):
             while len(pad.input) < 3:
                 pad.input.append("")
             pad.input[2] = const
-            # rewire: x -> (movers) -> Pad -> Mul -> (old pad consumers)
+            # rewire: x -> Pad -> Mul -> (old pad consumers)
             padded = model.make_new_valueinfo_name()
             model.set_tensor_shape(padded, model.get_tensor_shape(pad.output[0]))
             scaled = helper.make_node("Mul", [padded, mul.input[1]], [pad.output[0]],
                                       name=f"{mul.name}_{pad.name}")
-            for i, t in enumerate(first.input):
-                if t == mul.output[0]:
-                    first.input[i] = mul.input[0]
-            pad.output[0] = padded
+            pad.input[0], pad.output[0] = mul.input[0], padded
             graph.node.insert(list(graph.node).index(pad) + 1, scaled)
             if not model.find_consumers(mul.output[0]):
                 graph.node.remove(mul)
             return model.transform(InferShapes()), True
         return model, False
-
-
-COMMUTING_MOVERS = ("Resize", "Upsample", "MaxPool", "Transpose", "Reshape", "Identity")
-
-
-def _scale_behind(model: ModelWrapper, pad):
-    """The positive scalar Mul whose output reaches ``pad`` through single-reader value
-    movers that commute with it, and the node that reads the Mul on that path."""
-    node = pad
-    while True:
-        producer = model.find_producer(node.input[0])
-        if producer is None:
-            return None
-        if is_positive_scalar_mul(model, producer):
-            return producer, node
-        if producer.op_type not in COMMUTING_MOVERS:
-            return None
-        if attr(producer, "mode", "nearest") != "nearest":  # Resize and Upsample only
-            return None
-        if len(model.find_consumers(producer.output[0]) or []) != 1:
-            return None
-        node = producer
 
 
 def _bipolar_pads(model: ModelWrapper):

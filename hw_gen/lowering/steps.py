@@ -108,6 +108,11 @@ def attention_layers(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
 
 
 def binary_padding(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
+    from finn.transformation.streamline.absorb import AbsorbScalarBiasIntoMultiThreshold
+
+    # bring scales next to the pads (activation offsets first: copies would hide them)
+    model = model.transform(AbsorbScalarBiasIntoMultiThreshold())
+    model = model.transform(MoveScalesPastJoins())
     model = model.transform(padding.MoveScalarMulPastPad())
     return model.transform(padding.ZeroPadToInt2())
 
