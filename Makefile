@@ -6,7 +6,7 @@ CONSTRAINTS := requirements/constraints.txt
 PIP := $(PY) -m pip install --disable-pip-version-check -q -c $(CONSTRAINTS)
 STAMP := $(VENV)/.setup-done
 
-.PHONY: setup demo test test-all bench clean
+.PHONY: setup demo test test-all bench ablation clean
 
 setup: $(STAMP)
 
@@ -21,6 +21,10 @@ $(STAMP): requirements/constraints.txt requirements/main.txt pyproject.toml
 demo: setup
 	$(PY) -m hw_gen.demo
 
+# Which block helps, at what cost: 7 variants x 3 seeds on the synthetic set (~25 min)
+ablation: setup
+	$(PY) -m brevitas_models.ablation --out ablation_out
+
 test: setup
 	$(PY) -m pytest -q -n 2 -m "not slow"
 
@@ -32,5 +36,5 @@ bench: setup
 	$(PY) bench/sim_vs_torch_finn.py
 
 clean:
-	rm -rf build/ demo_out/ .pytest_cache
+	rm -rf build/ demo_out/ ablation_out/ .pytest_cache
 	find . -name __pycache__ -prune -exec rm -rf {} +

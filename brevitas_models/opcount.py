@@ -292,7 +292,7 @@ def count_ops(model: nn.Module, size: Sequence[int], in_channels: int = 3) -> Op
     calls: list[tuple[str, nn.Module, Handler, Tensor, Tensor]] = []
     hooks, handled = [], []
     for path, module in model.named_modules():
-        if any(path.startswith(p + ".") for p in handled):
+        if any(p == "" or path.startswith(p + ".") for p in handled):
             continue
         handler = next((h for kinds, h in HANDLERS if isinstance(module, kinds)), None)
         if handler is None:
