@@ -144,15 +144,15 @@ def weight_bits(conv: nn.Module) -> int:
 def _conv(m: nn.Conv2d, x: Tensor, y: Tensor) -> tuple[str, Count, Count]:
     macs = conv_macs(m.in_channels, m.out_channels, m.kernel_size, y.shape[-2:], m.groups)
     bias = y[0].numel() if m.bias is not None else 0
-    bits = weight_bits(m)
-    binary = bits == 1 and _is_binary(x)
+    bits, binary_input = weight_bits(m), _is_binary(x)
+    binary = bits == 1 and binary_input
     shape = f"conv {m.kernel_size[0]}x{m.kernel_size[1]}"
     shape += f" s{m.stride[0]}" if m.stride[0] != 1 else ""
     shape += f" d{m.dilation[0]}" if m.dilation[0] != 1 else ""
     if bits == FLOAT_BITS:
         operands = "float"
     else:
-        operands = f"W{bits}A1" if _is_binary(x) else f"W{bits} x multi-bit input"
+        operands = f"W{bits}A1" if binary_input else f"W{bits} x multi-bit input"
     count = Count(macs, bias) if binary else Count(0, macs + bias)
     return f"{shape} {m.in_channels}->{m.out_channels} {operands}", count, count.as_float()
 
