@@ -80,6 +80,9 @@ def run(out_dir: str | Path, seeds: Sequence[int] = (0, 1, 2),
         raise ModelError(f"ablation: unknown variant(s) {unknown}; known: {', '.join(VARIANTS)}")
     if not seeds:
         raise ModelError("ablation: needs at least one seed")
+    if config.image_size < 16 or config.image_size % 8:
+        raise ModelError(f"ablation: image size {config.image_size} must be a multiple of 8, "
+                         "at least 16 (the encoder-decoder's three x2 stages, MBU dilation 4)")
     register_variants()
     out_dir = Path(out_dir)
     size = (config.image_size, config.image_size)

@@ -53,5 +53,7 @@ def test_variants_are_the_papers_ablation():
 def test_bad_input(tmp_path, capsys):
     with pytest.raises(ModelError, match="unknown variant"):
         run(tmp_path, seeds=(0,), variants=("mbu9",), config=TINY, progress=False)
+    with pytest.raises(ModelError, match="image size 20 must be a multiple of 8"):
+        run(tmp_path, config=TrainConfig(image_size=20), progress=False)
     assert main(["--out", str(tmp_path), "--variants", "nope", "--quiet"]) == 2
     assert capsys.readouterr().err.strip().startswith("error: ablation: unknown variant")
