@@ -21,7 +21,7 @@ $(STAMP): requirements/constraints.txt requirements/main.txt pyproject.toml
 demo: setup
 	$(PY) -m hw_gen.demo
 
-# Which block helps, at what cost: 7 variants x 3 seeds on the synthetic set (~25 min)
+# Which block helps, at what cost: 7 variants x 3 seeds on the synthetic set (~20 min on 2 cores)
 ablation: setup
 	$(PY) -m brevitas_models.ablation --out ablation_out
 
