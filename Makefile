@@ -6,7 +6,7 @@ CONSTRAINTS := requirements/constraints.txt
 PIP := $(PY) -m pip install --disable-pip-version-check -q -c $(CONSTRAINTS)
 STAMP := $(VENV)/.setup-done
 
-.PHONY: setup demo test test-all bench clean
+.PHONY: setup demo test test-all bench ablation clean
 
 setup: $(STAMP)
 
@@ -21,6 +21,10 @@ $(STAMP): requirements/constraints.txt requirements/main.txt pyproject.toml
 demo: setup
 	$(PY) -m hw_gen.demo
 
+# Which block helps, at what cost: 7 variants x 3 seeds on the synthetic set (~20 min on 2 cores)
+ablation: setup
+	$(PY) -m brevitas_models.ablation --out ablation_out
+
 test: setup
 	$(PY) -m pytest -q -n 2 -m "not slow"
 
@@ -33,5 +37,5 @@ bench: setup
 	$(PY) bench/build_time.py --out bench/build_time.json
 
 clean:
-	rm -rf build/ demo_out/ .pytest_cache
+	rm -rf build/ demo_out/ ablation_out/ .pytest_cache
 	find . -name __pycache__ -prune -exec rm -rf {} +

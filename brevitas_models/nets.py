@@ -30,7 +30,8 @@ The encoder-decoder (``width`` = w, spatial size at each stage in brackets):
 
 MBU: the paper's multi-branch parallel upsampling (``brevitas_models.mbu``, default K=4
 dilations 1-4, fixed-point sigmoid gates, bilinear; its float twin in ``demo_fp``); with
-``EncoderDecoder(..., mbu=False)`` dec0 upsamples nearest like the others. Dilation 4 needs a
+``EncoderDecoder(..., mbu=False)`` dec0 upsamples nearest like the others;
+``mbu_branches=K`` keeps the first K branches (dilations 1..K). Dilation 4 needs a
 map larger than 4 at H/2: inputs of at least 16 x 16.
 
 The skip connections are channel concatenations of binary tensors. The two tensors of each
@@ -71,12 +72,16 @@ class EncoderDecoder(nn.Module):
     """The demo architecture (see the module docstring), binary or full precision."""
 
     def __init__(self, width: int, num_classes: int, binary: bool, mbu: bool = True,
-                 attention: str = "none"):
+                 attention: str = "none", mbu_branches: int = 4):
         super().__init__()
         w = width
         self.binary = binary
         if attention != "none" and not binary:
             raise ModelError("EncoderDecoder: attention is a block of the binary network")
+        if isinstance(mbu_branches, bool) or not isinstance(mbu_branches, int) or mbu_branches < 1:
+            raise ModelError(f"EncoderDecoder: mbu_branches must be a positive integer, "
+                             f"not {mbu_branches!r}")
+        dilations = tuple(range(1, mbu_branches + 1))
         if binary:
             self.stem = InputBlock(3, w)
 
@@ -107,9 +112,10 @@ class EncoderDecoder(nn.Module):
         # (its float twin in the full-precision network), else nearest like the others
         self.mbu: nn.Module | None = None
         if mbu and binary:
-            self.mbu = MultiBranchUpsample(w, w, self.dec1.act, share_act_with=self.stem.act)
+            self.mbu = MultiBranchUpsample(w, w, self.dec1.act, dilations=dilations,
+                                           share_act_with=self.stem.act)
         elif mbu:
-            self.mbu = FloatMultiBranchUpsample(w, w)
+            self.mbu = FloatMultiBranchUpsample(w, w, dilations=dilations)
         if binary:
             self.head: nn.Module = Classifier(w, num_classes)
         else:
