@@ -38,7 +38,7 @@ class TrainConfig:
     epochs: int = 4
     batch_size: int = 8
     lr: float = 5e-3
-    train_size: int = 1200
+    train_size: int = 600
     val_size: int = 200
     image_size: int = 64
     data_seed: int = 0
