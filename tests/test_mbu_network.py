@@ -143,8 +143,8 @@ def check_blocks_against_torch(out_dir, net: nn.Module, blocks: dict[str, MultiB
 
 
 def test_demo_network_block_is_exact(tmp_path):
-    """The demo encoder-decoder (its decoder's last x2 is an MBU): C simulation of the layer on
-    the real data == sim, FINN's execution == torch."""
+    """The demo encoder-decoder (its decoder's last x2 is an MBU): C simulation of the layer (and
+    of the attention block) on the real data == sim, FINN's execution == torch."""
     net = randomized(build_network("demo", width=4), 3)
     assert isinstance(net.mbu, MultiBranchUpsample)
     path = export_qonnx(net, pixels((1, 3, 16, 16)), tmp_path / "demo.onnx")
@@ -152,7 +152,8 @@ def test_demo_network_block_is_exact(tmp_path):
     np.save(tmp_path / "x.npy", x)
     result = build(path, tmp_path / "build", input_npy=tmp_path / "x.npy", stop_after="csim_ours")
     assert result.passed, result.summary()
-    assert result.step("csim_ours").compared["integers"] == 2 * 16 * 16 * 4
+    # the MBU's output (2 frames, 16x16, width 4) and the attention block's (2x2, 4 * 4 channels)
+    assert result.step("csim_ours").compared["integers"] == 2 * 16 * 16 * 4 + 2 * 2 * 2 * 16
     check_blocks_against_torch(result.out_dir, net, {"mbu": net.mbu}, x)
 
 
