@@ -1,11 +1,10 @@
-"""Benchmark: sim against torch eval and FINN's Python execution on a demo-like binary
+"""Benchmark: sim against torch eval and FINN's Python execution on the demo binary
 segmentation network at 256x512, in one process.
 
-The network is a stand-in for the demo (``brevitas_models.nets`` "demo" is not on main yet):
-the demo's encoder-decoder topology (8-bit stem; three stride-2 stages with a 3x3 conv each;
-a dilated context conv; three nearest-x2 decoder stages with concat skips; a 1x1 classifier),
-width 16, built from the blocks of ``tests/lowering_nets.py`` (binary 3x3 conv, batch norm,
-sign; zero padding, which the lowering maps to INT2 streams) and a binary 1x1 classifier.
+The network is ``brevitas_models.nets`` "demo" (width 16: 8-bit stem, binary encoder-decoder
+with -1 padding, binary axial attention at 1/8 resolution, the multi-branch upsampling block,
+8-bit classifier) with seeded random batch-norm statistics (``bench/build_time.py``). FINN's
+execution of our two layers (attention, MBU) calls sim's kernels; every other layer is FINN's.
 
 Times are per frame (batch 1): torch eval (best of ``--repeat``); FINN's Python execution of
 the lowered graph before specialization (the last one it can run; SANITIZE_QUANT_TENSORS=0,
@@ -32,55 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-H, W, WIDTH, CLASSES = 256, 512, 16, 4
+H, W = 256, 512
 SEED = 0
-
-
-def stand_in_network():
-    """The demo-like encoder-decoder (see the module docstring), batch norms randomised."""
-    import torch
-    from brevitas import nn as qnn
-    from brevitas.quant import (
-        SignedBinaryActPerTensorConst,
-        SignedBinaryWeightPerTensorConst,
-        Uint8ActPerTensorFloat,
-    )
-    from torch import nn
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from lowering_nets import binary_block, randomize_bn
-
-    class StandIn(nn.Module):
-        def __init__(self, w: int, classes: int) -> None:
-            super().__init__()
-            self.inp = qnn.QuantIdentity(act_quant=Uint8ActPerTensorFloat)
-            self.stem = binary_block(3, w)
-            self.down1, self.enc1 = binary_block(w, 2 * w, 2), binary_block(2 * w, 2 * w)
-            self.down2, self.enc2 = binary_block(2 * w, 4 * w, 2), binary_block(4 * w, 4 * w)
-            self.down3 = binary_block(4 * w, 4 * w, 2)
-            self.ctx = nn.Sequential(  # binary_block with dilation 2
-                qnn.QuantConv2d(4 * w, 4 * w, 3, padding=2, dilation=2, bias=False,
-                                weight_quant=SignedBinaryWeightPerTensorConst),
-                nn.BatchNorm2d(4 * w),
-                qnn.QuantIdentity(act_quant=SignedBinaryActPerTensorConst),
-            )
-            self.dec2 = binary_block(8 * w, 2 * w)
-            self.dec1, self.dec0 = binary_block(4 * w, w), binary_block(2 * w, w)
-            self.up = nn.Upsample(scale_factor=2, mode="nearest")
-            self.head = qnn.QuantConv2d(w, classes, 1, bias=False,
-                                        weight_quant=SignedBinaryWeightPerTensorConst)
-
-        def forward(self, x):
-            e0 = self.stem(self.inp(x))
-            e1 = self.enc1(self.down1(e0))
-            e2 = self.enc2(self.down2(e1))
-            c = self.ctx(self.down3(e2))
-            d2 = self.dec2(torch.cat([self.up(c), e2], 1))
-            d1 = self.dec1(torch.cat([self.up(d2), e1], 1))
-            return self.head(self.dec0(torch.cat([self.up(d1), e0], 1)))
-
-    torch.manual_seed(SEED)
-    return randomize_bn(StandIn(WIDTH, CLASSES), SEED)
 
 
 def best_of(fn, repeat: int) -> tuple[float, float]:
@@ -138,7 +90,10 @@ def main() -> int:
         from hw_gen.lowering.pipeline import step_path
         from hw_gen.verify import LOGIT_RTOL, exact_argmax
 
-        model = stand_in_network()
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from build_time import demo_network
+
+        model = demo_network()
         rng = np.random.default_rng(SEED)
         x = (rng.integers(0, 256, (1, 3, H, W)) / 255.0).astype(np.float32)
         export_qonnx(model, torch.from_numpy(x), str(work / "model.onnx"), dynamo=False)
@@ -191,9 +146,8 @@ def main() -> int:
                 np.abs(sim_after[logits_name].reshape(logits.shape) - logits).max() <= tolerance),
         }
         report = {
-            "network": (f"stand-in for the demo (brevitas_models.nets 'demo' not on main): "
-                        f"encoder-decoder, width {WIDTH}, 11 convs, binary 3x3 blocks with zero "
-                        "padding (INT2 streams), 3 concat skips, nearest x2, binary 1x1 head"),
+            "network": f"brevitas_models.nets 'demo', width {model.width}, random batch norm "
+                       f"(seed {SEED})",
             "input": [1, 3, H, W],
             "hardware_layers": len(result.rows),
             "ms_per_frame": {
