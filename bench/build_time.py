@@ -69,7 +69,7 @@ def measure(work: Path) -> dict:
         "network": f"demo width {net.width}, {H}x{W}, random batch norm (seed {SEED})",
         "passed": result.passed,
         "build_seconds": round(build_seconds, 2),
-        "steps": {s.name: {"status": s.status, "seconds": s.seconds} for s in result.steps},
+        "steps": {s.step: {"status": s.status, "seconds": s.seconds} for s in result.steps},
         "reference": f"torch eval, {REFERENCE_FRAMES} frames {H}x{W}",
         "reference_seconds": round(reference, 3),
         "build_over_reference": round(build_seconds / reference, 1),
