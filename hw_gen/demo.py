@@ -18,6 +18,7 @@ import numpy as np
 from hw_gen.errors import HwGenError
 
 DEFAULT_OUT = Path("demo_out")
+DEFAULT_TARGET_FPS = 1000.0
 CHECK_FRAMES = 2
 
 
@@ -30,7 +31,8 @@ def _val_images(config, frames: int):
     return torch.stack([val[i][0] for i in range(frames)])
 
 
-def run(out: Path, board: str, quiet: bool = False, config=None) -> dict:
+def run(out: Path, board: str, quiet: bool = False, config=None,
+        target_fps: float | None = DEFAULT_TARGET_FPS) -> dict:
     """The whole demo into ``out``; ``config`` (a ``TrainConfig``, default: its defaults)
     decides the training and the image size."""
     import torch
@@ -56,7 +58,7 @@ def run(out: Path, board: str, quiet: bool = False, config=None) -> dict:
     np.save(out / "check_input.npy", x.numpy())
     say("[3/4] hw-gen build (lower, sim, C simulation of our layers, FINN code generation)")
     with step_bar(len(BUILD_STEPS), "build", disable=quiet) as progress:
-        built = build(onnx_path, out / "build", board=board,
+        built = build(onnx_path, out / "build", board=board, target_fps=target_fps,
                       input_npy=out / "check_input.npy", progress=progress)
     say("[4/4] three-way check: torch == FINN's Python execution == sim, every step")
     with torch.no_grad():
@@ -123,9 +125,11 @@ def main(argv: list[str] | None = None) -> int:
         "accelerator project, verify it bit-exact and print the report.")
     parser.add_argument("-o", "--out", type=Path, default=DEFAULT_OUT, help="output folder")
     parser.add_argument("--board", default=DEFAULT_BOARD, help="board from FINN's part map")
+    parser.add_argument("--target-fps", type=float, default=DEFAULT_TARGET_FPS,
+                        help="frames/s the folding aims for at 100 MHz (default %(default)g)")
     args = parser.parse_args(argv)
     try:
-        report = run(args.out, args.board)
+        report = run(args.out, args.board, target_fps=args.target_fps)
     except HwGenError as exc:
         print(f"demo: error: {exc}", file=sys.stderr)
         return 2

@@ -87,9 +87,11 @@ def apply_folding(
             raise HwGenError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from exc
         return model.transform(ApplyConfig(str(path)))
     cycles = target_cycles(target_fps, clk_ns) if target_fps is not None else None
+    # ours first: SetFolding's second pass relaxes to the slowest layer it sees, ours included
+    model = fold_own_layers(model, cycles)
     if cycles is not None:
         from finn.transformation.fpgadataflow.set_folding import SetFolding
 
         model = model.transform(SetFolding(target_cycles_per_frame=cycles,
                                            two_pass_relaxation=True))
-    return fold_own_layers(legalize_mvau_simd(model), cycles)
+    return legalize_mvau_simd(model)

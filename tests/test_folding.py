@@ -68,3 +68,23 @@ def test_least_parallelism_still_meets_finns_mvau_simd_rule(mw, simd):
     """FINN's HLS MVAU refuses SIMD < MW / 1024; the smallest divisor of MW above it is taken."""
     model = apply_folding(mvau_graph(mw), target_fps=None, clk_ns=10.0)
     assert getCustomOp(model.graph.node[0]).get_nodeattr("SIMD") == simd
+
+
+def test_finns_layers_are_not_held_back_by_ours_left_unfolded():
+    """An upsampler of ours feeding an MVAU: the MVAU meets the target too (SetFolding's second
+    pass relaxes to the slowest layer it sees, so ours must already be folded then)."""
+    up = upsample_graph(channels=16)
+    x = up.graph.input[0]
+    y = helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 16, 20, 16])
+    conv = helper.make_node(
+        "MVAU_hls", ["y", "w"], ["z"], domain="finn.custom_op.fpgadataflow.hls",
+        backend="fpgadataflow", name="mvau", MW=16, MH=16, SIMD=1, PE=1, numInputVectors=[1, 16, 20],
+        inputDataType="INT6", weightDataType="BINARY", outputDataType="INT16", noActivation=1,
+    )
+    graph = helper.make_graph([up.graph.node[0], conv], "g", [x], [y],
+                              value_info=[helper.make_tensor_value_info("w", TensorProto.FLOAT, [16, 16])])
+    model = ModelWrapper(qonnx_make_model(graph))
+    cycles = target_cycles(30_000, 10.0)
+    model = apply_folding(model, target_fps=30_000, clk_ns=10.0)
+    for node in model.graph.node:
+        assert getCustomOp(node).get_exp_cycles() <= cycles, node.name
