@@ -17,6 +17,8 @@ bilinear sum of :mod:`sim.kernels.upsample`, 16 times torch's ``align_corners=Fa
 
 from __future__ import annotations
 
+from typing import Iterator
+
 import numpy as np
 
 from sim.bundle import Node
@@ -42,10 +44,12 @@ def check_dilations(dilations: list[int], h: int, w: int) -> None:
             )
 
 
-def branch_accumulators(x: np.ndarray, weights: np.ndarray, dilations: list[int]) -> np.ndarray:
-    """``acc`` (K, N, H, W, Cout) int64 of -1/+1 ``x`` (N, H, W, Cin), -1 padding."""
-    x = np.asarray(x, dtype=np.int64)
-    weights = np.asarray(weights, dtype=np.int64)
+def branch_accumulators(x: np.ndarray, weights: np.ndarray,
+                        dilations: list[int]) -> Iterator[np.ndarray]:
+    """Each branch's ``acc`` (N, H, W, Cout) int64 of -1/+1 ``x`` (N, H, W, Cin), -1 padding,
+    one branch at a time."""
+    x = np.asarray(x, dtype=np.int8)  # +-1: the windows stay small
+    weights = np.asarray(weights, dtype=np.int8)
     n, h, w, cin = x.shape
     k_branches, cout = weights.shape[:2]
     if weights.shape != (k_branches, cout, cin, 3, 3) or k_branches != len(dilations):
@@ -55,7 +59,6 @@ def branch_accumulators(x: np.ndarray, weights: np.ndarray, dilations: list[int]
         )
     dmax = max(dilations)
     xpad = np.pad(x, ((0, 0), (dmax, dmax), (dmax, dmax), (0, 0)), constant_values=-1)
-    out = np.empty((k_branches, n, h, w, cout), dtype=np.int64)
     for k, d in enumerate(dilations):
         windows = [
             xpad[:, dmax + (a - 1) * d: dmax + (a - 1) * d + h,
@@ -65,19 +68,21 @@ def branch_accumulators(x: np.ndarray, weights: np.ndarray, dilations: list[int]
         cols = np.concatenate(windows, axis=-1).reshape(-1, TAPS * cin)
         # (Cout, Cin, 3, 3) -> (3, 3, Cin, Cout) -> (9 Cin, Cout), taps in the windows' order
         wmat = weights[k].transpose(2, 3, 1, 0).reshape(TAPS * cin, cout)
-        out[k] = matmul_int(cols, wmat).reshape(n, h, w, cout)
-    return out
+        yield matmul_int(cols, wmat).reshape(n, h, w, cout)
 
 
 def branch_sum(x: np.ndarray, weights: np.ndarray, gains: np.ndarray,
                dilations: list[int]) -> np.ndarray:
     """The integer branch sum ``S`` (N, H, W, Cout) before upsampling."""
-    acc = branch_accumulators(x, weights, dilations)
     gains = np.asarray(gains, dtype=np.int64)
-    if gains.shape != acc.shape[:1] + acc.shape[-1:]:
-        raise ValueError(f"gains have shape {gains.shape}, expected (K, Cout) = "
-                         f"({acc.shape[0]}, {acc.shape[-1]})")
-    return np.einsum("knhwc,kc->nhwc", acc, gains)
+    expected = (len(dilations), np.asarray(weights).shape[1])
+    if gains.shape != expected:
+        raise ValueError(f"gains have shape {gains.shape}, expected (K, Cout) = {expected}")
+    total = None
+    for k, acc in enumerate(branch_accumulators(x, weights, dilations)):
+        acc *= gains[k]
+        total = acc if total is None else total + acc
+    return total
 
 
 def multi_branch_upsample(x: np.ndarray, weights: np.ndarray, gains: np.ndarray,
