@@ -12,10 +12,14 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from hw_gen.errors import HwGenError
+
+if TYPE_CHECKING:
+    from brevitas_models.train import TrainConfig
 
 DEFAULT_OUT = Path("demo_out")
 DEFAULT_TARGET_FPS = 1000.0
@@ -31,7 +35,7 @@ def _val_images(config, frames: int):
     return torch.stack([val[i][0] for i in range(frames)])
 
 
-def run(out: Path, board: str, quiet: bool = False, config=None,
+def run(out: Path, board: str, quiet: bool = False, config: TrainConfig | None = None,
         target_fps: float | None = DEFAULT_TARGET_FPS) -> dict:
     """The whole demo into ``out``; ``config`` (a ``TrainConfig``, default: its defaults)
     decides the training and the image size."""

@@ -15,12 +15,7 @@ from brevitas_models.stock_nets import _randomize_bn
 
 from hw_gen.lowering import LoweringResult, lower
 from hw_gen.verify import TorchComparison, compare_finn_with_torch
-
-
-def pixels(shape: tuple[int, ...], seed: int) -> torch.Tensor:
-    """Random 8-bit images k/255."""
-    gen = torch.Generator().manual_seed(seed)
-    return torch.randint(0, 256, shape, generator=gen).float() / 255.0
+from tests.lowering_nets import pixels  # noqa: F401 - shared with the fix-up tests
 
 
 def random_bn(channels: int, seed: int) -> nn.BatchNorm2d:

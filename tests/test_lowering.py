@@ -3,8 +3,16 @@
 import numpy as np
 import pytest
 import torch
+from brevitas import nn as qnn
 from brevitas.export import export_qonnx
+from brevitas.quant import (
+    Int8WeightPerTensorFloat,
+    Int16Bias,
+    SignedBinaryActPerTensorConst,
+    Uint8ActPerTensorFloat,
+)
 from qonnx.core.modelwrapper import ModelWrapper
+from torch import nn
 
 from brevitas_models.stock_nets import CNVStyle, TFCStyle
 from hw_gen.errors import DataTypeCheckError, HwGenError, UnmappedNodesError
@@ -13,7 +21,7 @@ from hw_gen.lowering import lower
 from hw_gen.lowering.pipeline import step_path
 from hw_gen.lowering.widths import check_datatypes, minimize_widths
 from hw_gen.verify import compare_finn_with_torch
-from lowering_nets import FloatInTheMiddle, PaddedNet, SkipNet, pixels, randomize_bn
+from lowering_nets import FloatInTheMiddle, PaddedNet, SkipNet, binary_block, pixels, randomize_bn
 
 
 def export(model, x, path):
@@ -136,3 +144,32 @@ def test_bad_inputs_give_one_line_errors(tmp_path):
         lower(bad, tmp_path / "out")
     with pytest.raises(HwGenError, match="unknown board 'Nope'; known boards: .*Pynq-Z2"):
         lower(bad, tmp_path / "out", board="Nope")
+
+
+class QuantBiasClassifierNet(nn.Module):
+    """A binary block, then a classifier with 8-bit weights and a 16-bit quantized bias (as
+    Brevitas examples end), exported with plain ``brevitas.export.export_qonnx``."""
+
+    def __init__(self, channels: int = 6, classes: int = 4) -> None:
+        super().__init__()
+        self.inp = qnn.QuantIdentity(act_quant=Uint8ActPerTensorFloat)
+        self.block = binary_block(3, channels)
+        self.act = qnn.QuantIdentity(act_quant=SignedBinaryActPerTensorConst,
+                                     return_quant_tensor=True)
+        self.cls = qnn.QuantConv2d(channels, classes, 1, bias=True,
+                                   weight_quant=Int8WeightPerTensorFloat, bias_quant=Int16Bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.cls(self.act(self.block(self.inp(x))))
+
+
+def test_raw_export_with_a_quantized_bias_lowers(tmp_path):
+    """Brevitas exports the bias Quant with a 0-d zero point, on which FINN's QONNX conversion
+    failed ('cannot reshape array of size 1'); the cleanup step reshapes it."""
+    torch.manual_seed(4)
+    model = randomize_bn(QuantBiasClassifierNet(), seed=4)
+    with torch.no_grad():
+        model.cls.bias.copy_(torch.randn(4) * 3)
+    result, cmp = lowered_and_compared(model, pixels((2, 3, 7, 9), seed=4), tmp_path)
+    assert cmp.passed and cmp.labels_equal, cmp
+    assert any(n.op_type.startswith("MVAU") for n in result.model.graph.node)

@@ -60,7 +60,17 @@ class LoweringContext:
 
 def qonnx_cleanup(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
     model = cleanup_model(model)
+    vector_zero_points(model)
     return model.transform(InferShapes())
+
+
+def vector_zero_points(model: ModelWrapper) -> None:
+    """Brevitas exports a quantized bias with a 0-d zero point, on which qonnx's
+    ``ExtractBiasFromConv`` (inside ``ConvertQONNXtoFINN``) fails; it becomes shape (1,)."""
+    for node in model.get_nodes_by_op_type("Quant"):
+        zero_point = model.get_initializer(node.input[2])
+        if zero_point is not None and zero_point.shape == ():
+            model.set_initializer(node.input[2], zero_point.reshape(1))
 
 
 def input_interface(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
