@@ -45,14 +45,14 @@ def _add_lower(sub: argparse._SubParsersAction) -> None:
                    help="stop after this step")
     p.add_argument("--resume", action="store_true",
                    help="continue from the last step saved in OUT/steps")
-    p.add_argument("--verify", action="store_true",
-                   help="then run the three-way check: every quantized activation, after every "
-                   "step, in FINN's Python execution and in sim, against the QONNX model run by "
-                   "qonnx's executor (torch's stand-in); prints a table, writes OUT/verify.json, "
-                   "exits 1 on a mismatch")
+    p.add_argument("--verify", action="store_true", help=argparse.SUPPRESS)  # always on now
     p.add_argument("--input", type=Path, default=None, metavar="X.npy",
-                   help="input for --verify: what the torch model takes (float NCHW, pixels "
-                   "k/255 for an 8-bit input); default one seeded random frame of 8-bit pixels")
+                   help="input of the check against the model (every lowering is checked: "
+                   "every quantized activation, after every step, in FINN's Python execution "
+                   "and in sim, against the exported QONNX model run by qonnx's executor; a "
+                   "table, OUT/verify.json, exit code 1 on a mismatch): what the torch model "
+                   "takes (float NCHW, pixels k/255 for an 8-bit input); default one seeded "
+                   "frame of what the model takes")
     p.set_defaults(func=_run_lower)
 
 
@@ -62,19 +62,11 @@ def _run_lower(args: argparse.Namespace) -> int:
     from hw_gen.lowering import lower
     from hw_gen.lowering.pipeline import STEP_NAMES
 
-    if args.input is not None and not args.verify:
-        raise HwGenError("--input is the input of --verify; add --verify")
+    from hw_gen.build import build_input
+
     init_finn(args.out / "finn_build")
     get_board(args.board)
-    if not args.model.exists():
-        raise HwGenError(f"model file not found: {args.model}")
-    x = None
-    if args.input is not None:
-        from hw_gen.lowering.pipeline import load_model
-        from hw_gen.simrun import check_input, load_input
-
-        x = load_input(args.input)
-        check_input(load_model(args.model), x, str(args.input))
+    x, _ = build_input(args.model, args.input)
     with step_bar(len(STEP_NAMES), "lower") as progress:
         result = lower(
             args.model, args.out, board=args.board, outputs=args.outputs, clk_ns=args.clock_ns,
@@ -89,23 +81,14 @@ def _run_lower(args: argparse.Namespace) -> int:
         print(f"\nslowest layer {t['slowest_layer']}: {t['cycles_per_frame']} cycles/frame, "
               f"{t['frames_per_second']:.1f} frames/s at {args.clock_ns:g} ns")
         print(f"wrote {result.dataflow_path}")
-    return _verify(args, x) if args.verify else 0
+    return _verify(args, x)
 
 
-def _verify(args: argparse.Namespace, x: np.ndarray | None) -> int:
-    from hw_gen.lowering.pipeline import load_model, step_path
-    from hw_gen.simrun import check_input, torch_input_shape
+def _verify(args: argparse.Namespace, x: np.ndarray) -> int:
     from hw_gen.threeway import check_against_qonnx
 
-    # the input interface's graph says whether the model takes 8-bit pixels
-    graph = load_model(step_path(args.out, "input_interface"))
-    if x is not None:
-        check_input(graph, x, str(args.input))
-    else:
-        rng = np.random.default_rng(0)
-        x = rng.integers(0, 256, (1,) + torch_input_shape(graph)) / 255.0
     with step_bar(len(list(args.out.glob("steps/*.onnx"))), "verify") as progress:
-        result = check_against_qonnx(args.out, x, progress=progress)
+        result = check_against_qonnx(args.out, x, exported=args.model, progress=progress)
     print(result.summary())
     path = result.write_json(args.out / "verify.json")
     print(f"wrote {path}")

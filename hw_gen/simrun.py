@@ -76,6 +76,10 @@ def check_input(model: ModelWrapper, x: np.ndarray, what: str) -> None:
                          f"(N, {', '.join(map(str, want))}) ({layout} float)")
     if x.dtype.kind not in "fiu":
         raise HwGenError(f"{what}: dtype {x.dtype} is not numeric")
+    if x.shape[0] == 0:
+        raise HwGenError(f"{what}: an empty batch (0 frames)")
+    if x.size and not np.all(np.isfinite(x)):
+        raise HwGenError(f"{what}: holds NaN or infinite values")
     name = model.graph.input[0].name
     if model.get_tensor_datatype(name) == DataType["UINT8"]:
         k = np.asarray(x, dtype=np.float64) * 255.0
@@ -83,6 +87,42 @@ def check_input(model: ModelWrapper, x: np.ndarray, what: str) -> None:
                        or np.abs(k - np.rint(k)).max() > _PIXEL_TOLERANCE):
             raise HwGenError(f"{what}: the graph takes 8-bit pixels; values must be k/255 "
                              "for integers k in 0..255")
+
+
+def model_input_graph(model_path: str | Path) -> ModelWrapper:
+    """The exported model with the input interface applied: what :func:`check_input` and
+    :func:`default_input` read (whether it takes 8-bit pixels, and its input shape)."""
+    from hw_gen.lowering.interface import make_uint8_input
+    from hw_gen.lowering.pipeline import load_model
+    from hw_gen.lowering.steps import qonnx_cleanup
+
+    model, _ = make_uint8_input(qonnx_cleanup(load_model(model_path), None))
+    return model
+
+
+def default_input(model: ModelWrapper, frames: int = 1, seed: int = 0) -> np.ndarray:
+    """A seeded input the model takes (torch layout): 8-bit pixels ``k/255`` for a graph with
+    the 8-bit input interface, values on the grid of an input quantizer ``scale * q`` for any
+    integer ``q`` of its range, else floats in [-1, 1)."""
+    from hw_gen.threeway.quant_ints import quant_range
+
+    rng = np.random.default_rng(seed)
+    shape = (frames,) + torch_input_shape(model)
+    name = model.graph.input[0].name
+    if model.get_tensor_datatype(name) == DataType["UINT8"]:
+        return rng.integers(0, 256, shape) / 255.0
+    consumers = model.find_consumers(name) or []
+    quant = consumers[0] if len(consumers) == 1 and consumers[0].op_type == "Quant" else None
+    if quant is not None:
+        from hw_gen.lowering.graph import attr, scalar_initializer
+
+        scale = scalar_initializer(model, quant.input[1])
+        bits = scalar_initializer(model, quant.input[3])
+        if scale is not None and bits is not None and float(bits).is_integer() and bits >= 1:
+            lo, hi = quant_range(bits, bool(attr(quant, "signed", 1)),
+                                 bool(attr(quant, "narrow", 0)))
+            return rng.integers(lo, hi + 1, shape) * scale
+    return rng.uniform(-1.0, 1.0, shape)
 
 
 def load_input(path: str | Path) -> np.ndarray:

@@ -19,6 +19,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 from hw_gen.errors import HwGenError
 from hw_gen.finn_adapter import finn_log, init_finn
 from hw_gen.lowering import steps as S
+from hw_gen.lowering.exact_identity import exact_identities
 
 STEPS: list[tuple[str, S.StepFn]] = [
     ("qonnx_cleanup", S.qonnx_cleanup),
@@ -110,7 +111,7 @@ def run_lowering(
         if progress:
             progress(name)
         t0 = time.perf_counter()
-        with finn_log(out / "steps" / "finn.log"):
+        with finn_log(out / "steps" / "finn.log"), exact_identities():
             try:
                 model = fn(model, ctx)
             except FINNUserError as exc:
