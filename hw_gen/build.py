@@ -268,6 +268,14 @@ def _finn_cppsim() -> StepResult:
                       "of hw-gen build yet")
 
 
+def resume_command(model_path, board: str, out: Path, clk_ns: float) -> str:
+    """The command that continues this build, shell-quoted."""
+    import shlex
+
+    return shlex.join(["hw-gen", "build", str(model_path), "--board", board, "--clock-ns",
+                       f"{clk_ns:g}", "-o", str(out), "--resume"])
+
+
 # FINN's builder steps behind each of our vendor steps (run on the dataflow partition).
 VENDOR_STEPS = {
     "hls_synth": ["step_hw_ipgen"],
@@ -284,7 +292,7 @@ def _vendor(step: str, out: Path, model_path, fpga, clk_ns: float, state: dict) 
         return StepResult(
             step, "skipped",
             f"needs {' and '.join(tools.missing())} on PATH; on a machine with them, "
-            f"`hw-gen build {model_path} --board {fpga.name} -o {out} --resume` runs FINN's "
+            f"`{resume_command(model_path, fpga.name, out, clk_ns)}` runs FINN's "
             f"{', '.join(VENDOR_STEPS[step])} here",
         )
     from finn.builder.build_dataflow_config import (

@@ -8,7 +8,6 @@ A FINN folding-config JSON (node name -> attributes) can be applied instead.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from qonnx.core.modelwrapper import ModelWrapper
@@ -76,16 +75,9 @@ def apply_folding(
 ) -> ModelWrapper:
     """Fold to a frames/s target (least parallelism when None), or apply a folding config."""
     if config is not None:
-        from finn.transformation.general import ApplyConfig
+        from hw_gen.folding_config import apply_folding_config
 
-        path = Path(config)
-        if not path.exists():
-            raise HwGenError(f"folding config not found: {path}")
-        try:
-            json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise HwGenError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from exc
-        return model.transform(ApplyConfig(str(path)))
+        return apply_folding_config(model, config)
     cycles = target_cycles(target_fps, clk_ns) if target_fps is not None else None
     # ours first: SetFolding's second pass relaxes to the slowest layer it sees, ours included
     model = fold_own_layers(model, cycles)

@@ -2,11 +2,13 @@
 what the torch model returns (float logits, same layout) or the per-pixel labels.
 
 The sim bundle is kept beside the graph (``dataflow.onnx`` -> ``dataflow.sim.json`` and
-``dataflow.sim.npz``) and rewritten when missing or older than the graph.
+``dataflow.sim.npz``) with a record of the graph's content hash, and rewritten unless the
+record matches the graph and the bundle files.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 import sim
 from hw_gen.bundle import BundleError, write_bundle
 from hw_gen.errors import HwGenError
+from hw_gen.fingerprint import FINGERPRINT_NAME, file_digest, finn_version
 from hw_gen.finn_adapter import init_finn
 from hw_gen.lowering.execute import graph_input
 from hw_gen.lowering.interface import LABELS_NAME
@@ -41,18 +44,34 @@ def load_graph(graph: str | Path) -> ModelWrapper:
     return load_model(path)
 
 
+def _bundle_record(graph: Path) -> dict:
+    """What a bundle is made from: the graph's bytes, FINN's version (its layer classes
+    describe the bundle) and the bundle files themselves."""
+    json_path, npz_path = bundle_paths(bundle_stem(graph))
+    return {"graph": file_digest(graph), "finn": finn_version(),
+            "bundle": [file_digest(p) if p.exists() else None for p in (json_path, npz_path)]}
+
+
 def fresh_bundle(graph: str | Path, model: ModelWrapper) -> sim.Bundle:
-    """The sim bundle beside ``graph``, written first if missing or older than ``graph``."""
+    """The sim bundle beside ``graph``, (re)written unless the record beside it
+    (``GRAPH.sim.fingerprint.json``) says it was made from this very graph and is intact."""
     path = Path(graph)
-    json_path, npz_path = bundle_paths(bundle_stem(path))
-    stale = not (json_path.exists() and npz_path.exists()) or min(
-        json_path.stat().st_mtime, npz_path.stat().st_mtime
-    ) < path.stat().st_mtime
-    if stale:
+    stem = bundle_stem(path)
+    record = stem.with_name(stem.name + "." + FINGERPRINT_NAME)
+    json_path, _ = bundle_paths(stem)
+    saved = None
+    if record.exists():
         try:
-            write_bundle(model, bundle_stem(path))
+            saved = json.loads(record.read_text())
+        except json.JSONDecodeError:
+            saved = None
+    if saved != _bundle_record(path):
+        record.unlink(missing_ok=True)  # no record while the bundle is being rewritten
+        try:
+            write_bundle(model, stem)
         except BundleError as exc:
             raise HwGenError(f"{path.name}: {exc}") from exc
+        record.write_text(json.dumps(_bundle_record(path), sort_keys=True))
     return sim.load_bundle(json_path)
 
 
