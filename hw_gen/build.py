@@ -352,7 +352,7 @@ def _vendor(step: str, out: Path, model_path, fpga, clk_ns: float, state: dict) 
     # applies our depths from the FIFO-sizing file
     cfg = DataflowBuildConfig(
         output_dir=str(out / "vendor"), synth_clk_period_ns=clk_ns, board=fpga.name,
-        auto_fifo_depths=False, fifo_config_file=str(out / REPORT_DIR / FIFO_CONFIG),
+        auto_fifo_depths=False, fifo_config_file=out / REPORT_DIR / FIFO_CONFIG,
         fpga_part=fpga.part, shell_flow_type=ShellFlowType.VIVADO_ZYNQ, verify_steps=[],
         generate_outputs=[DataflowOutputType.STITCHED_IP, DataflowOutputType.BITFILE,
                           DataflowOutputType.PYNQ_DRIVER, DataflowOutputType.DEPLOYMENT_PACKAGE],

@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 from brevitas.export import export_qonnx
@@ -184,3 +185,33 @@ def test_report_command_and_page_render(built, capsys, tmp_path):
     subprocess.run(args + [f"--screenshot={shot}", "--window-size=1200,1600", page.as_uri()],
                    capture_output=True, timeout=120)
     assert shot.exists() and shot.stat().st_size > 20_000
+
+
+def test_finns_fifo_step_builds_our_depths_into_the_fifo_hdl(built, tmp_path, monkeypatch):
+    """FINN's own FIFO step (automatic sizing off, our FIFO-sizing file) on the dataflow
+    partition, with its code generation of the FIFOs: each FIFO's .v carries our depth (the
+    IP generation it calls last needs Vitis HLS and is left out here)."""
+    import finn.builder.build_dataflow_steps as finn_steps
+    from finn.builder.build_dataflow_config import DataflowBuildConfig
+
+    from hw_gen.finn_adapter import builder_config_overrides
+    from hw_gen.hwmodel.dataflow import dataflow_partition
+
+    ours = json.loads((built / "report" / "fifo_depths.json").read_text())["fifo_depths"]
+    partition = dataflow_partition(ModelWrapper(str(built / "dataflow.onnx")), tmp_path / "p")
+    board = get_board("Pynq-Z2")
+    cfg = DataflowBuildConfig(
+        output_dir=str(tmp_path / "vendor"), synth_clk_period_ns=10.0, board=board.name,
+        fpga_part=board.part, generate_outputs=[], auto_fifo_depths=False,
+        fifo_config_file=built / "report" / "fifo_depths.json", **builder_config_overrides())
+    monkeypatch.setattr(finn_steps, "step_hw_ipgen", lambda model, cfg, parent_node=None: model)
+    model = finn_steps.step_set_fifo_depths(partition, cfg)
+    fifos = [n for n in model.graph.node if n.op_type == "StreamingFIFO_rtl"]
+    assert sorted(n.name for n in fifos) == sorted(ours)
+    for node in fifos:
+        inst = getCustomOp(node)
+        folder = Path(inst.get_nodeattr("code_gen_dir_ipgen"))
+        verilog = (folder / f"{inst.get_verilog_top_module_name()}.v").read_text()
+        depth = re.search(r"\.DEPTH\((\d+)\)", verilog)
+        assert depth, node.name
+        assert int(depth.group(1)) == ours[node.name], node.name
