@@ -158,12 +158,17 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
                    "k/255 for an 8-bit input, checked as `hw-gen sim` checks it) to run the "
                    "checks on; default: one seeded frame of what the model takes")
     p.add_argument("--outputs", choices=("labels", "logits", "both"), default="both")
-    p.add_argument("--clock-ns", type=positive_number("--clock-ns"), default=10.0,
-                   help="target clock period (ns)")
+    p.add_argument("--clock-ns", type=positive_number("--clock-ns"), default=None,
+                   help="target clock period (ns); default: the board's default clock")
+    p.add_argument("--clock-mhz", type=positive_number("--clock-mhz"), default=None,
+                   help="target clock (MHz), instead of --clock-ns; a Zynq shell runs it in "
+                   "whole MHz, and every figure uses that clock")
     p.add_argument("--target-fps", type=positive_number("--target-fps"), default=None,
                    help="fold for this frame rate")
     p.add_argument("--folding", "--folding-config", dest="folding", type=Path, default=None,
-                   help="FINN folding-config JSON (see `hw-gen lower --help`)")
+                   metavar="FILE",
+                   help="FINN folding-config JSON (node name -> PE, SIMD, memory options, FIFO "
+                   "depths); every build writes its own as OUT/report/folding.json")
     p.add_argument("--stop-after", choices=BUILD_STEPS, default=None, help="stop after this step")
     p.add_argument("--resume", action="store_true",
                    help="reuse the lowering steps saved in OUT/steps")
@@ -182,7 +187,7 @@ def _run_build(args: argparse.Namespace) -> int:
             args.model, args.out, board=args.board, clk_ns=args.clock_ns,
             target_fps=args.target_fps, folding_config=args.folding,
             outputs=args.outputs, input_npy=args.input, stop_after=args.stop_after,
-            resume=args.resume, progress=progress,
+            resume=args.resume, progress=progress, clock_mhz=args.clock_mhz,
         )
     print(result.summary())
     print(f"wrote {args.out / 'verification.json'}")
@@ -197,6 +202,27 @@ class _Parser(argparse.ArgumentParser):
                   if self.prog != "hw-gen" else f"hw-gen: error: {message}\n")
 
 
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report",
+        help="rewrite a build's HTML report and print its summary",
+        description="Rewrite OUT/report/report.html (per-layer cycles and resources, board "
+        "utilisation, FIFO depths, the verification table; one self-contained page) from the "
+        "JSON a build wrote, and print a summary of the estimate.",
+    )
+    p.add_argument("out", type=Path, help="the build's output folder")
+    p.set_defaults(func=_run_report)
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    from hw_gen.reporting import terminal_summary, write_report
+
+    path = write_report(args.out)
+    print(terminal_summary(args.out))
+    print(f"wrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="hw-gen", description=DESCRIPTION, epilog=EPILOG,
                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -206,6 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_lower(sub)
     _add_build(sub)
     _add_sim(sub)
+    _add_report(sub)
     for command in sub.choices.values():
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                              help="show the Python traceback of an error")
