@@ -28,8 +28,9 @@ VENDOR_DIR = "vendor"  # FINN's files (finn-rtllib and its generated wrappers) g
 VENDOR_LINT_OFF = ("WIDTH", "DECLFILENAME", "LATCH", "UNUSEDPARAM", "UNUSEDSIGNAL", "UNDRIVEN",
                    "SELRANGE", "PINCONNECTEMPTY", "CASEINCOMPLETE", "VARHIDDEN",
                    "BLKSEQ", "SYNCASYNCNET", "IMPORTSTAR", "CMPCONST", "UNSIGNED")
-FLAGS = ("--cc", "--exe", "--build", "-j", "1", "-Wall",
-         "-CFLAGS", "-O1", "-CFLAGS", "-w")
+FLAGS = ("--cc", "--exe", "-Wall", "-CFLAGS", "-O1", "-CFLAGS", "-w")
+# Verilator's runtime, the same for every model: compiled once per cache and reused.
+RUNTIME_OBJECTS = ("verilated.o", "verilated_threads.o")
 
 
 # Verilator 5.006 emits C++ that does not compile for whole-struct assignments to unpacked
@@ -90,6 +91,36 @@ def _first_lines(text: str, n: int = 8) -> str:
     return "\n".join((lines or text.splitlines())[:n])
 
 
+def _run(command: list[str], work: Path, what: str, tool: str) -> None:
+    try:
+        done = subprocess.run(command, cwd=work, capture_output=True, text=True,
+                              timeout=COMPILE_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise VerilatorError(f"{what}: {tool} did not finish in {COMPILE_TIMEOUT:.0f} s "
+                             f"(in {work})") from exc
+    if done.returncode != 0:
+        (work / f"{tool}.log").write_text(done.stdout + done.stderr)
+        raise VerilatorError(f"{what}: {tool} failed (log in {work / f'{tool}.log'}): "
+                             f"{_first_lines(done.stderr)}")
+
+
+def _runtime_key(exe: str) -> str:
+    text = verilator_version(exe) + "\0".join(FLAGS)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _keep_runtime(obj: Path, runtime: Path) -> None:
+    if all((runtime / o).is_file() for o in RUNTIME_OBJECTS):
+        return
+    tmp = Path(tempfile.mkdtemp(prefix=".runtime-", dir=runtime.parent))
+    for o in RUNTIME_OBJECTS:
+        shutil.copy(obj / o, tmp / o)
+    try:
+        os.replace(tmp, runtime)
+    except OSError:  # placed by a concurrent build
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def compile_model(vendor: dict[str, str], ours: dict[str, str], top: str, what: str) -> Model:
     """Verilate the module ``top`` from ``vendor`` (FINN's files, in order) and ``ours`` (our
     Verilog and the C++ testbench ``tb.cpp``) into an executable; ``what`` names the layer in
@@ -118,16 +149,15 @@ def compile_model(vendor: dict[str, str], ours: dict[str, str], top: str, what: 
     command = [exe, *FLAGS, "--top-module", top, "--Mdir", "obj", "-o", "../tb", "lint.vlt",
                *hdl, *cpp]
     start = time.perf_counter()
-    try:
-        done = subprocess.run(command, cwd=work, capture_output=True, text=True,
-                              timeout=COMPILE_TIMEOUT, check=False)
-    except subprocess.TimeoutExpired as exc:
-        shutil.rmtree(work, ignore_errors=True)
-        raise VerilatorError(f"{what}: verilator did not finish in {COMPILE_TIMEOUT:.0f} s") from exc
-    if done.returncode != 0 or not (work / "tb").is_file():
-        (work / "verilator.log").write_text(done.stdout + done.stderr)
-        raise VerilatorError(f"{what}: verilator failed (log in {work / 'verilator.log'}): "
-                             f"{_first_lines(done.stderr)}")
+    _run(command, work, what, "verilator")
+    runtime = cache_dir() / f"runtime-{_runtime_key(exe)}"
+    if all((runtime / o).is_file() for o in RUNTIME_OBJECTS):
+        for o in RUNTIME_OBJECTS:  # newer than their sources: make keeps them
+            shutil.copy(runtime / o, work / "obj" / o)
+    _run(["make", "-s", "-C", "obj", "-f", f"V{top}.mk"], work, what, "make")
+    if not (work / "tb").is_file():
+        raise VerilatorError(f"{what}: make built no testbench in {work}")
+    _keep_runtime(work / "obj", runtime)
     shutil.rmtree(work / "obj", ignore_errors=True)
     seconds = time.perf_counter() - start
     try:
