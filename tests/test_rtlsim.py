@@ -71,6 +71,21 @@ def test_every_rtl_layer_equals_sim(two_bit):
     assert saved["compared"]["integers"] == expected
 
 
+def test_consecutive_rtl_layers_stitched(two_bit):
+    """Padding into sliding window, stitched in one model, equals sim at the chain's end; the
+    pair folded to different widths is not stitched (no width converter in this graph)."""
+    folder, result = two_bit
+    chains = result.step("rtlsim").extra["chains"]
+    model = ModelWrapper(str(folder / "build" / "dataflow.onnx"))
+    for i in (0, 2):
+        name = f"FMPadding_rtl_{i}+ConvolutionInputGenerator_rtl_{i}"
+        swg = model.get_node_from_name(f"ConvolutionInputGenerator_rtl_{i}")
+        assert chains[name]["passed"], chains[name]
+        assert chains[name]["integers"] == 2 * int(np.prod(model.get_tensor_shape(swg.output[0])))
+    assert "stream widths 8 and 16 differ" in \
+        chains["FMPadding_rtl_1+ConvolutionInputGenerator_rtl_1"]["not_stitched"]
+
+
 def test_lane_order_is_exercised(two_bit):
     """Multi-lane layers saw input beats whose lanes differ, so a swap would show."""
     _, result = two_bit
