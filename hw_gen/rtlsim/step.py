@@ -140,10 +140,24 @@ def _stage_records(model: ModelWrapper, names: list[str]) -> list[dict]:
     return records
 
 
-def _estimates(model: ModelWrapper, names: list[str]) -> dict[str, int]:
+def _estimates(model: ModelWrapper, names: list[str]) -> dict[str, dict]:
+    """Per layer: FINN's ``get_exp_cycles`` and our hardware model's schedule (first output
+    relative to the first input read, steady-state interval, last output), in cycles."""
     from qonnx.custom_op.registry import getCustomOp
 
-    return {n: int(getCustomOp(model.get_node_from_name(n)).get_exp_cycles()) for n in names}
+    from hw_gen.hwmodel.schedule import layer_schedule
+
+    estimates = {}
+    for name in names:
+        node = model.get_node_from_name(name)
+        s = layer_schedule(node, model)
+        start = int(s.reads[0][0])
+        estimates[name] = {
+            "finn_exp_cycles": int(getCustomOp(node).get_exp_cycles()),
+            "hwmodel": {"first_output": int(s.writes[0][0]) - start,
+                        "last_output": int(s.writes[0][-1]) - start, "interval": int(s.T)},
+        }
+    return estimates
 
 
 def run_step(out: Path, state: dict):
@@ -176,7 +190,7 @@ def run_step(out: Path, state: dict):
     layers = {}
     for c in checks:
         layers[c.layer] = c.as_dict()
-        layers[c.layer]["estimate_cycles_finn"] = estimates[c.layer]
+        layers[c.layer]["estimate_cycles"] = estimates[c.layer]
     simulated = [c.layer for c in checks]
     coverage = describe(groups, simulated, op_types)
     coverage["rtl_not_simulated_reasons"] = skipped
