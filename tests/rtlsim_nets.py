@@ -31,7 +31,8 @@ class TwoBitNet(nn.Module):
         self.c2, self.b2, self.a2 = _conv(channels, channels), nn.BatchNorm2d(channels), _act2()
         self.j1 = _act2()
         self.c3, self.b3, self.a3 = _conv(channels, channels), nn.BatchNorm2d(channels), _act2()
-        self.j2 = qnn.QuantReLU(act_quant=_int_act_quant(False, 2, 6.0))  # 0, 2, 4, 6
+        # scale 1.5: no sum of two integers lands on a rounding tie
+        self.j2 = qnn.QuantReLU(act_quant=_int_act_quant(False, 2, 4.5))
         self.cls = qnn.QuantConv2d(channels, classes, 1, bias=False,
                                    weight_quant=Int8WeightPerTensorFloat, weight_bit_width=8)
 

@@ -71,6 +71,21 @@ def test_every_rtl_layer_equals_sim(two_bit):
     assert saved["compared"]["integers"] == expected
 
 
+def test_consecutive_rtl_layers_stitched(two_bit):
+    """Padding into sliding window, stitched in one model, equals sim at the chain's end; the
+    pair folded to different widths is not stitched (no width converter in this graph)."""
+    folder, result = two_bit
+    chains = result.step("rtlsim").extra["chains"]
+    model = ModelWrapper(str(folder / "build" / "dataflow.onnx"))
+    for i in (0, 2):
+        name = f"FMPadding_rtl_{i}+ConvolutionInputGenerator_rtl_{i}"
+        swg = model.get_node_from_name(f"ConvolutionInputGenerator_rtl_{i}")
+        assert chains[name]["passed"], chains[name]
+        assert chains[name]["integers"] == 2 * int(np.prod(model.get_tensor_shape(swg.output[0])))
+    assert "stream widths 8 and 16 differ" in \
+        chains["FMPadding_rtl_1+ConvolutionInputGenerator_rtl_1"]["not_stitched"]
+
+
 def test_lane_order_is_exercised(two_bit):
     """Multi-lane layers saw input beats whose lanes differ, so a swap would show."""
     _, result = two_bit
@@ -110,12 +125,40 @@ def test_thresholds_of_another_layer_are_caught(two_bit, tmp_path):
     assert step.extra["layers"]["Thresholding_rtl_0"]["passed"]
 
 
-def test_cycles_against_finn_estimate(two_bit):
-    """No schedule model of ours yet: the steady-state interval against FINN's
-    get_exp_cycles, within 5 % for every RTL layer."""
+def _cycles(result, op_type: str) -> list[tuple[str, dict, dict]]:
+    layers = result.step("rtlsim").extra["layers"]
+    return [(name, rec["cycles"], rec["estimate_cycles"]) for name, rec in layers.items()
+            if rec["op_type"] == op_type]
+
+
+@pytest.mark.parametrize("op_type", [
+    "FMPadding_rtl",
+    "Thresholding_rtl",
+    pytest.param("ConvolutionInputGenerator_rtl", marks=pytest.mark.xfail(strict=True, reason=(
+        "the hardware model's sliding-window schedule waits for a window's last input pixel "
+        "(first output at 22 cycles here); FINN's RTL emits the window's first element once "
+        "its first pixel is in (2 cycles)"))),
+])
+def test_hardware_model_schedule_matches_rtl(two_bit, op_type):
+    """Per RTL layer kind, the hardware model's schedule against the measured cycles: the
+    steady-state interval within 5 %, the first output within max(16 cycles, 5 %)."""
+    _, result = two_bit
+    layers = _cycles(result, op_type)
+    assert layers
+    for name, measured, estimate in layers:
+        model = estimate["hwmodel"]
+        assert abs(measured["interval"] - model["interval"]) <= 0.05 * measured["interval"], \
+            (name, measured, model)
+        first = measured["first_output"]
+        assert abs(first - model["first_output"]) <= max(16, 0.05 * first), (name, measured, model)
+
+
+def test_finn_estimate_is_the_steady_state_interval(two_bit):
+    """FINN's get_exp_cycles against the measured interval: within 5 % for every RTL layer."""
     _, result = two_bit
     for name, layer in result.step("rtlsim").extra["layers"].items():
-        measured, estimate = layer["cycles"]["interval"], layer["estimate_cycles_finn"]
+        measured = layer["cycles"]["interval"]
+        estimate = layer["estimate_cycles"]["finn_exp_cycles"]
         assert abs(measured - estimate) <= 0.05 * estimate, (name, measured, estimate)
         assert 0 <= layer["cycles"]["first_output"] <= layer["cycles"]["last_output"]
 

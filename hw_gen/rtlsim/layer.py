@@ -11,7 +11,7 @@ under the same renamed prefix into the folder the simulation runs in.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from hw_gen.errors import HwGenError
@@ -52,10 +52,7 @@ class RtlLayer:
     out: StreamPort
     attrs: dict  # the node's attributes (for the cycle model and reports)
     top: str = TOP  # the module name its generated files were renamed to
-
-    def with_sources(self, sources: dict[str, str]) -> RtlLayer:
-        return RtlLayer(self.name, self.op_type, sources, self.data_files, self.inp, self.out,
-                        self.attrs, self.top)
+    own: dict[str, str] = field(default_factory=dict)  # our Verilog (a stitched chain's top)
 
 
 def _rename(text: str, old: str, new: str) -> str:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from hw_gen.errors import HwGenError
+from hw_gen.rtlsim.chain import StitchError, describe_chain, find_chains
 from hw_gen.rtlsim.check import LayerCheck, check_layer
 from hw_gen.rtlsim.coverage import classify, describe
 from hw_gen.rtlsim.layer import TOP, RtlLayer, describe_layer
@@ -30,7 +31,7 @@ def _streams(model: ModelWrapper, node) -> tuple[list[str], list[str]]:
 
 
 def _tb_sources(layer: RtlLayer) -> dict[str, str]:
-    return {"tb.cpp": render_testbench(layer.top, layer.inp, layer.out)}
+    return {**layer.own, "tb.cpp": render_testbench(layer.top, layer.inp, layer.out)}
 
 
 def compile_layers(layers: list[RtlLayer], jobs: int = JOBS,
@@ -58,15 +59,42 @@ def compile_layers(layers: list[RtlLayer], jobs: int = JOBS,
     return {name: models[key] for name, key in key_of.items()}
 
 
+Case = tuple[RtlLayer, np.ndarray, np.ndarray]  # a layer or chain, its input, sim's output
+
+
+def run_cases(cases: list[Case], run_dir: Path, jobs: int = JOBS, lsb_first: bool = True,
+              progress: bool = False, what: str = "rtl simulation") -> list[LayerCheck]:
+    """Compile (cached) and check each case against sim's output, in parallel."""
+    from tqdm import tqdm
+
+    models = compile_layers([c[0] for c in cases], jobs, progress)
+
+    def one(case: Case) -> LayerCheck:
+        layer, x, y = case
+        m = models[layer.name]
+        check = check_layer(layer, m.path, run_dir / layer.name, x, y, lsb_first)
+        check.model = {"key": m.key[:20], "compile_seconds": round(m.seconds, 2),
+                       "cached": m.cached}
+        return check
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool, \
+            tqdm(total=len(cases), desc=what, unit="case", leave=False,
+                 disable=not progress) as bar:
+        checks = []
+        for check in pool.map(one, cases):
+            checks.append(check)
+            bar.update(1)
+    return checks
+
+
 def check_layers(model: ModelWrapper, tensors: dict, ip_dir: Path, run_dir: Path,
                  names: list[str] | None = None, jobs: int = JOBS, lsb_first: bool = True,
                  progress: bool = False) -> tuple[list[LayerCheck], dict[str, str]]:
     """Check the RTL layers ``names`` (default: all) of ``model``; returns the checks and the
     layers not simulated, with the reason."""
     from finn.util.fpgadataflow import is_rtl_node
-    from tqdm import tqdm
 
-    layers, skipped, io = [], {}, {}
+    cases, skipped = [], {}
     for node in model.graph.node:
         if not is_rtl_node(node) or (names is not None and node.name not in names):
             continue
@@ -75,33 +103,61 @@ def check_layers(model: ModelWrapper, tensors: dict, ip_dir: Path, run_dir: Path
             skipped[node.name] = f"{len(ins)} input and {len(outs)} output streams (the " \
                                  "testbench drives one of each)"
             continue
-        layers.append(describe_layer(node, ip_dir, TOP))
-        io[node.name] = (np.asarray(tensors[ins[0]]), np.asarray(tensors[outs[0]]))
-    models = compile_layers(layers, jobs, progress)
-
-    def one(layer: RtlLayer) -> LayerCheck:
-        x, y = io[layer.name]
-        check = check_layer(layer, models[layer.name].path, run_dir / layer.name, x, y,
-                            lsb_first)
-        m = models[layer.name]
-        check.model = {"key": m.key[:20], "compile_seconds": round(m.seconds, 2),
-                       "cached": m.cached}
-        return check
-
-    with ThreadPoolExecutor(max_workers=jobs) as pool, \
-            tqdm(total=len(layers), desc="rtl simulation", unit="layer", leave=False,
-                 disable=not progress) as bar:
-        checks = []
-        for check in pool.map(one, layers):
-            checks.append(check)
-            bar.update(1)
-    return checks, skipped
+        cases.append((describe_layer(node, ip_dir, TOP), np.asarray(tensors[ins[0]]),
+                      np.asarray(tensors[outs[0]])))
+    return run_cases(cases, run_dir, jobs, lsb_first, progress), skipped
 
 
-def _estimates(model: ModelWrapper, names: list[str]) -> dict[str, int]:
+def check_chains(model: ModelWrapper, tensors: dict, ip_dir: Path, run_dir: Path,
+                 layers: list[str], jobs: int = JOBS,
+                 progress: bool = False) -> tuple[list[LayerCheck], dict[str, dict]]:
+    """Every run of consecutive ``layers`` stitched into one model, checked against sim at
+    its ends; returns the checks and each chain's stages (with FIFO depths)."""
+    cases, stages = [], {}
+    for names in find_chains(model, layers):
+        try:
+            chain, _ = describe_chain(model, names, ip_dir)
+        except StitchError as exc:  # e.g. no width converter between two widths yet
+            stages["+".join(names)] = {"not_stitched": str(exc)}
+            continue
+        first, last = model.get_node_from_name(names[0]), model.get_node_from_name(names[-1])
+        cases.append((chain, np.asarray(tensors[first.input[0]]),
+                      np.asarray(tensors[last.output[0]])))
+        stages[chain.name] = _stage_records(model, names)
+    return run_cases(cases, run_dir, jobs, progress=progress, what="stitched chains"), stages
+
+
+def _stage_records(model: ModelWrapper, names: list[str]) -> list[dict]:
     from qonnx.custom_op.registry import getCustomOp
 
-    return {n: int(getCustomOp(model.get_node_from_name(n)).get_exp_cycles()) for n in names}
+    records = []
+    for name in names:
+        node = model.get_node_from_name(name)
+        record = {"layer": name, "op_type": node.op_type}
+        if node.op_type.startswith("StreamingFIFO"):
+            record["depth"] = int(getCustomOp(node).get_nodeattr("depth"))
+        records.append(record)
+    return records
+
+
+def _estimates(model: ModelWrapper, names: list[str]) -> dict[str, dict]:
+    """Per layer: FINN's ``get_exp_cycles`` and our hardware model's schedule (first output
+    relative to the first input read, steady-state interval, last output), in cycles."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    from hw_gen.hwmodel.schedule import layer_schedule
+
+    estimates = {}
+    for name in names:
+        node = model.get_node_from_name(name)
+        s = layer_schedule(node, model)
+        start = int(s.reads[0][0])
+        estimates[name] = {
+            "finn_exp_cycles": int(getCustomOp(node).get_exp_cycles()),
+            "hwmodel": {"first_output": int(s.writes[0][0]) - start,
+                        "last_output": int(s.writes[0][-1]) - start, "interval": int(s.T)},
+        }
+    return estimates
 
 
 def run_step(out: Path, state: dict):
@@ -120,9 +176,13 @@ def run_step(out: Path, state: dict):
             f"verilator is not on PATH (Debian/Ubuntu: apt-get install verilator); "
             f"{len(groups['rtl'])} RTL layers not simulated",
             extra={"coverage": describe(groups, [], op_types)})
+    progress = state.get("progress", False)
     try:
         checks, skipped = check_layers(model, tensors, out / "ip", out / "rtlsim",
-                                       progress=state.get("progress", False))
+                                       progress=progress)
+        passed = [c.layer for c in checks if c.passed]
+        chains, stages = check_chains(model, tensors, out / "ip", out / "rtlsim" / "chains",
+                                      passed, progress=progress)
     except HwGenError as exc:
         return StepResult("rtlsim", "fail", str(exc),
                           extra={"coverage": describe(groups, [], op_types)})
@@ -130,7 +190,7 @@ def run_step(out: Path, state: dict):
     layers = {}
     for c in checks:
         layers[c.layer] = c.as_dict()
-        layers[c.layer]["estimate_cycles_finn"] = estimates[c.layer]
+        layers[c.layer]["estimate_cycles"] = estimates[c.layer]
     simulated = [c.layer for c in checks]
     coverage = describe(groups, simulated, op_types)
     coverage["rtl_not_simulated_reasons"] = skipped
@@ -139,8 +199,14 @@ def run_step(out: Path, state: dict):
                                "Verilator simulation of FINN's RTL (finn-rtllib) with our "
                                "testbench, randomized backpressure"],
                 "integers": integers}
-    extra = {"layers": layers, "coverage": coverage}
-    failed = [c.summary() for c in checks if not c.passed]
+    chain_records = {}
+    for c in chains:
+        chain_records[c.layer] = {**c.as_dict(), "stages": stages[c.layer]}
+    for name, record in stages.items():
+        if isinstance(record, dict):
+            chain_records[name] = record
+    extra = {"layers": layers, "chains": chain_records, "coverage": coverage}
+    failed = [c.summary() for c in checks + chains if not c.passed]
     if failed:
         return StepResult("rtlsim", "fail", "; ".join(failed), compared, extra=extra)
     keys = {c.model["key"] for c in checks}
@@ -148,8 +214,9 @@ def run_step(out: Path, state: dict):
     return StepResult(
         "rtlsim", "pass",
         f"{len(checks)} RTL layer(s) equal to sim under randomized backpressure ({integers} "
-        f"integers); {len(keys)} distinct model(s), {built} compiled, {len(keys) - built} from "
-        "the cache; "
+        f"integers), {len(chains)} stitched chain(s) too "
+        f"({sum(c.integers for c in chains)} integers); {len(keys)} distinct layer model(s), "
+        f"{built} compiled, {len(keys) - built} from the cache; "
         f"{len(groups['ours'])} of ours C-simulated, {len(groups['unchecked'])} FINN HLS "
         "layers unchecked after specialization (need finn-hlslib)",
         compared, extra=extra)
