@@ -67,3 +67,14 @@ NETS = {
     "binary_padded": lambda: randomize_bn(PaddedNet("zero"), seed=1),
     "two_bit": lambda: randomize_bn(TwoBitNet(), seed=3),
 }
+
+
+def demo_net(width: int = 8) -> nn.Module:
+    """The demo network's architecture (binary encoder-decoder, attention, MBU), untrained."""
+    from brevitas_models.nets import build
+
+    torch.manual_seed(0)
+    return randomize_bn(build("demo", width=width), seed=4)
+
+
+DEMO_SIZE = 32
