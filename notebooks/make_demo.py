@@ -69,8 +69,9 @@ for key, value in result.items():
 
 def notebook() -> dict:
     cells = []
-    for kind, source in CELLS:
-        cell = {"cell_type": kind, "metadata": {}, "source": source.splitlines(keepends=True)}
+    for i, (kind, source) in enumerate(CELLS):
+        cell = {"cell_type": kind, "id": f"cell-{i}", "metadata": {},
+                "source": source.splitlines(keepends=True)}
         if kind == "code":
             cell.update(execution_count=None, outputs=[])
         cells.append(cell)
