@@ -28,7 +28,8 @@ import numpy as np
 
 from hw_gen.boards import DEFAULT_BOARD, get_board
 from hw_gen.errors import HwGenError
-from hw_gen.finn_adapter import finn_hlslib_dir, finn_log, init_finn, vendor_tools
+from hw_gen.finn_adapter import finn_hlslib_dir, finn_log, init_finn
+from hw_gen.vendor.flow import VENDOR_STEPS, run_vendor_step
 
 BUILD_STEPS = ["lower", "names", "sim", "csim_ours", "codegen", "finn_cppsim", "hls_synth",
                "stitch", "bitfile"]
@@ -110,9 +111,8 @@ def build(
         "csim_ours": lambda: _csim_ours(out, state),
         "codegen": lambda: _codegen(out, fpga.part, clk_ns, state),
         "finn_cppsim": _finn_cppsim,
-        "hls_synth": lambda: _vendor("hls_synth", out, model_path, fpga, clk_ns, state),
-        "stitch": lambda: _vendor("stitch", out, model_path, fpga, clk_ns, state),
-        "bitfile": lambda: _vendor("bitfile", out, model_path, fpga, clk_ns, state),
+        **{step: (lambda step=step: run_vendor_step(step, out, model_path, fpga, clk_ns, state))
+           for step in VENDOR_STEPS},
     }
     for name in BUILD_STEPS:
         if progress:
@@ -275,55 +275,6 @@ def _finn_cppsim() -> StepResult:
     return StepResult("finn_cppsim", "skipped",
                       "finn-hlslib found, but FINN's C simulation of its own layers is not part "
                       "of hw-gen build yet")
-
-
-# FINN's builder steps behind each of our vendor steps (run on the dataflow partition).
-VENDOR_STEPS = {
-    "hls_synth": ["step_hw_ipgen"],
-    "stitch": ["step_set_fifo_depths", "step_create_stitched_ip"],
-    "bitfile": ["step_synthesize_bitfile", "step_make_driver", "step_deployment_package"],
-}
-
-
-def _vendor(step: str, out: Path, model_path, fpga, clk_ns: float, state: dict) -> StepResult:
-    """Vitis HLS / Vivado through FINN's own builder steps, on the partition whose sources
-    ``codegen`` wrote (FINN's steps reuse a layer's existing code folder)."""
-    tools = vendor_tools()
-    if not tools.complete:
-        return StepResult(
-            step, "skipped",
-            f"needs {' and '.join(tools.missing())} on PATH; on a machine with them, "
-            f"`hw-gen build {model_path} --board {fpga.name} -o {out} --resume` runs FINN's "
-            f"{', '.join(VENDOR_STEPS[step])} here",
-        )
-    from finn.builder.build_dataflow_config import (
-        DataflowBuildConfig,
-        DataflowOutputType,
-        ShellFlowType,
-    )
-    import finn.builder.build_dataflow_steps as finn_steps
-    from qonnx.core.modelwrapper import ModelWrapper
-
-    from hw_gen.deploy import collect_bitstream
-    from hw_gen.finn_adapter import builder_config_overrides
-
-    cfg = DataflowBuildConfig(
-        output_dir=str(out / "vendor"), synth_clk_period_ns=clk_ns, board=fpga.name,
-        fpga_part=fpga.part, shell_flow_type=ShellFlowType.VIVADO_ZYNQ, verify_steps=[],
-        generate_outputs=[DataflowOutputType.STITCHED_IP, DataflowOutputType.BITFILE,
-                          DataflowOutputType.PYNQ_DRIVER, DataflowOutputType.DEPLOYMENT_PACKAGE],
-        **builder_config_overrides(),
-    )
-    path = out / "finn_build" / "dataflow_partition.onnx"
-    model = state.get("vendor_model") or ModelWrapper(str(path))
-    for name in VENDOR_STEPS[step]:
-        model = getattr(finn_steps, name)(model, cfg)
-    state["vendor_model"] = model
-    model.save(str(path))
-    if step == "bitfile":
-        folder = collect_bitstream(out, model_path, fpga.name, clk_ns)
-        return StepResult(step, "pass", f"bitfile, hwh and manifest in {folder}")
-    return StepResult(step, "pass", f"FINN's {', '.join(VENDOR_STEPS[step])} completed")
 
 
 def _write_verification(result: BuildResult, model_path, board: str, clk_ns: float) -> None:

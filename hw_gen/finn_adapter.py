@@ -69,9 +69,18 @@ def init_finn(build_dir: str | Path) -> Path:
     os.environ.setdefault("SANITIZE_QUANT_TENSORS", "0")
     if not vendor_tools().complete:
         os.environ.setdefault("XILINX_VIVADO", VIVADO_PLACEHOLDER)
+    if not (Path(os.environ["XILINX_VIVADO"]) / "bin" / "xelab").exists():
+        # no Vivado simulator (no tools, or the recording stand-ins of hw_gen.vendor)
         import finn.xsi
 
         finn.xsi.SimEngine = None
+    # FINN's `finn` command sets these; its generated TCL reads them (found by the vendor
+    # stand-ins: without them every hls_syn_*.tcl and make_project.tcl fails in the tools)
+    import finn
+
+    finn_root = Path(finn.__file__).parent
+    os.environ.setdefault("FINN_CUSTOM_HLS", str(finn_root / "custom_hls"))
+    os.environ.setdefault("FINN_RTLLIB", str(finn_root / "finn-rtllib"))
     from finn.util import settings
 
     if _state["build_dir"] is None:
