@@ -21,16 +21,10 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def fifo_depths(partition: Path) -> dict[str, int]:
-    """``{FIFO node: depth}`` of the stitched partition (empty before FINN's FIFO step)."""
-    if not partition.exists():
-        return {}
-    from qonnx.core.modelwrapper import ModelWrapper
-    from qonnx.custom_op.registry import getCustomOp
-
-    model = ModelWrapper(str(partition))
-    return {n.name: int(getCustomOp(n).get_nodeattr("depth")) for n in model.graph.node
-            if n.op_type.startswith("StreamingFIFO")}
+def fifo_depths(out: Path) -> dict[str, int]:
+    """``{FIFO node: depth}`` as FINN's FIFO step reported them (``fifo_sizing.json``)."""
+    report = Path(out) / "vendor" / "report" / "fifo_sizing.json"
+    return json.loads(report.read_text())["fifo_depths"] if report.exists() else {}
 
 
 def collect_bitstream(
@@ -61,7 +55,7 @@ def collect_bitstream(
         "board": board,
         "clock_ns": clk_ns,
         "folding": {row["name"]: {"PE": row["pe"], "SIMD": row["simd"]} for row in folding},
-        "fifo_depths": fifo_depths(Path(out) / "finn_build" / "dataflow_partition.onnx"),
+        "fifo_depths": fifo_depths(Path(out)),
         "io": _ports(Path(out)),
         "tools": _tool_versions(),
         "files": files,

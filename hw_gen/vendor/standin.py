@@ -168,7 +168,7 @@ def main(argv: list[str]) -> int:
         effects = _vivado_effects(written) if tool == "vivado" else _hls_effects(written)
         try:
             calls = dry_run(Path(script), commands, effects)
-            record["calls"] = len(calls)
+            record["calls"] = calls
         except TclDryRunError as exc:
             record["error"] = str(exc)
             status = 1
