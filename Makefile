@@ -6,7 +6,7 @@ CONSTRAINTS := requirements/constraints.txt
 PIP := $(PY) -m pip install --disable-pip-version-check -q -c $(CONSTRAINTS)
 STAMP := $(VENV)/.setup-done
 
-.PHONY: setup demo test test-all bench ablation clean board-env board-test
+.PHONY: setup demo test test-all bench ablation clean board-env board-test bitstream
 
 setup: $(STAMP)
 
@@ -30,6 +30,12 @@ test: setup
 
 test-all: setup
 	$(PY) -m pytest -q -n 2
+
+# The whole flow to bitstreams/<model>/ on a machine with the Xilinx tools (bitstreams/README.md)
+BOARD ?= Pynq-Z2
+bitstream: setup
+	@test -n "$(MODEL)" || { echo "usage: make bitstream MODEL=model.onnx [BOARD=Pynq-Z2] [OUT=folder]"; exit 2; }
+	$(PY) -m hw_gen.cli build "$(MODEL)" --board "$(BOARD)" -o "$(or $(OUT),build/$(basename $(notdir $(MODEL))))"
 
 # The board-like environment: pynq 4.0.0 with its numpy<2, nothing else of ours installed.
 BOARD_VENV := .venv-board

@@ -63,6 +63,10 @@ def run_vendor_step(step: str, out: Path, model_path, fpga, clk_ns: float, state
     """One of our vendor steps; returns the build's ``StepResult``."""
     from hw_gen.build import StepResult
 
+    if not fpga.is_zynq:
+        return StepResult(step, "skipped",
+                          f"{fpga.name} is not a Zynq board of FINN's PYNQ part map: estimates "
+                          "only, no bitstream (FINN's Zynq shell builds bitstreams for those)")
     tools = vendor_tools()
     if not tools.complete:
         return StepResult(
