@@ -147,7 +147,8 @@ def test_without_tools_the_build_says_what_is_ready_and_the_command(tiny_model, 
     result = build(model, tmp_path / "out dir")
     details = result.step("hls_synth").details
     assert "ready: 5 layers' HLS sources" in details or "ready:" in details
-    command = shlex.join(["hw-gen", "build", str(model), "--board", "Pynq-Z2", "-o",
+    command = shlex.join(["hw-gen", "build", str(model), "--board", "Pynq-Z2", "--clock-ns", "10",
+                          "-o",
                           str((tmp_path / "out dir").resolve()), "--resume"])
     assert f"`{command}`" in details
     assert shlex.split(command)[2] == str(model)

@@ -4,8 +4,8 @@
 Without the tools the step is skipped with what is ready and the exact (shell-quoted)
 command that finishes the build on a machine with them. With the tools (or the recording
 stand-ins of :mod:`hw_gen.vendor.standin`) FINN's own builder steps run; FIFO depths come from
-``OUT/fifo_depths.json`` (FINN's ``fifo_sizing.json`` format) when the build wrote one, else
-FINN inserts minimal FIFOs. The bitfile step copies the ``.bit``/``.hwh`` into
+the build's ``fifo`` step (``OUT/report/fifo_depths.json``, FINN's ``fifo_sizing.json``
+format), applied by FINN's FIFO step without its own sizing. The bitfile step copies the ``.bit``/``.hwh`` into
 ``bitstreams/`` with a manifest, and refuses a stand-in's placeholder.
 """
 
@@ -23,12 +23,12 @@ VENDOR_STEPS = {
     "stitch": ["step_set_fifo_depths", "step_create_stitched_ip"],
     "bitfile": ["step_synthesize_bitfile", "step_make_driver", "step_deployment_package"],
 }
-FIFO_DEPTHS = "fifo_depths.json"
 
 
-def finish_command(model_path, board: str, out: Path) -> str:
-    return shlex.join(["hw-gen", "build", str(model_path), "--board", board, "-o", str(out),
-                       "--resume"])
+def resume_command(model_path, board: str, out: Path, clk_ns: float) -> str:
+    """The command that continues this build, shell-quoted."""
+    return shlex.join(["hw-gen", "build", str(model_path), "--board", board, "--clock-ns",
+                       f"{clk_ns:g}", "-o", str(out), "--resume"])
 
 
 def _ready(out: Path) -> str:
@@ -47,7 +47,11 @@ def builder_config(out: Path, fpga, clk_ns: float):
 
     from hw_gen.finn_adapter import builder_config_overrides
 
-    depths = out / FIFO_DEPTHS
+    from hw_gen.hwmodel.steps import FIFO_CONFIG, REPORT_DIR
+
+    # our fifo step's depths (FINN's fifo_sizing.json format), applied by FINN's FIFO step
+    # without its own sizing; minimal FIFOs only where a build has none
+    depths = out / REPORT_DIR / FIFO_CONFIG
     fifo = ({"auto_fifo_depths": False, "fifo_config_file": str(depths)} if depths.exists()
             else {"auto_fifo_strategy": AutoFIFOSizingMethod.FORCE_MINIMAL_FIFOS})
     return DataflowBuildConfig(
@@ -72,7 +76,7 @@ def run_vendor_step(step: str, out: Path, model_path, fpga, clk_ns: float, state
         return StepResult(
             step, "skipped",
             f"needs {' and '.join(tools.missing())} on PATH; {_ready(out)}; on a machine with "
-            f"them, `{finish_command(model_path, fpga.name, out)}` runs FINN's "
+            f"them, `{resume_command(model_path, fpga.name, out, clk_ns)}` runs FINN's "
             f"{', '.join(VENDOR_STEPS[step])} here",
         )
     import finn.builder.build_dataflow_steps as finn_steps
