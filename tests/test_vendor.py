@@ -106,10 +106,13 @@ def test_stitch_and_shell_scripts(vendor_build):
 
 
 def test_fifo_depths_reach_the_fifo_hdl(vendor_build):
+    """The depths of our fifo step, through FINN's FIFO step, into each FIFO's HDL."""
     _, _, _, work = vendor_build
+    ours = json.loads((work / "out" / "report" / "fifo_depths.json").read_text())["fifo_depths"]
     report = json.loads((work / "out" / "vendor" / "report" / "fifo_sizing.json").read_text())
     depths = report["fifo_depths"]
     assert depths
+    assert depths == ours
     for name, depth in depths.items():
         (hdl,) = (work / "out" / "finn_build").glob(f"code_gen_ipgen_{name}_*/{name}.v")
         assert f".DEPTH({depth})" in hdl.read_text()
@@ -146,7 +149,7 @@ def test_without_tools_the_build_says_what_is_ready_and_the_command(tiny_model, 
     model.write_bytes(tiny_model.read_bytes())
     result = build(model, tmp_path / "out dir")
     details = result.step("hls_synth").details
-    assert "ready: 5 layers' HLS sources" in details or "ready:" in details
+    assert "ready: " in details and "HLS sources and TCL in" in details
     command = shlex.join(["hw-gen", "build", str(model), "--board", "Pynq-Z2", "--clock-ns", "10",
                           "-o",
                           str((tmp_path / "out dir").resolve()), "--resume"])

@@ -52,7 +52,7 @@ def builder_config(out: Path, fpga, clk_ns: float):
     # our fifo step's depths (FINN's fifo_sizing.json format), applied by FINN's FIFO step
     # without its own sizing; minimal FIFOs only where a build has none
     depths = out / REPORT_DIR / FIFO_CONFIG
-    fifo = ({"auto_fifo_depths": False, "fifo_config_file": str(depths)} if depths.exists()
+    fifo = ({"auto_fifo_depths": False, "fifo_config_file": depths} if depths.exists()
             else {"auto_fifo_strategy": AutoFIFOSizingMethod.FORCE_MINIMAL_FIFOS})
     return DataflowBuildConfig(
         output_dir=str(out / "vendor"), synth_clk_period_ns=clk_ns, board=fpga.name,
