@@ -13,7 +13,9 @@ Without the Xilinx tools FINN's Python API needs four things (see docs/finn.md):
 4. a raised ``verification_mean_rtol`` in builder configs (its mean-relative check reports
    false failures when expected outputs hold exact zeros); we compare integers ourselves.
 
-2-4 are applied only when the vendor tools are absent. FINN writes its build folder's path
+3-4 are applied only when the vendor tools are absent, 2 whenever Vivado's simulator is (also
+under the recording stand-ins of ``hw_gen.vendor``). Always, ``FINN_CUSTOM_HLS`` and
+``FINN_RTLLIB`` are set as FINN's ``finn`` command sets them: its generated TCL reads them. FINN writes its build folder's path
 into what it generates, so the build folder always lives inside the build's output folder.
 """
 
