@@ -200,6 +200,36 @@ def _run_build(args: argparse.Namespace) -> int:
     return 0 if result.passed else 1
 
 
+def _add_deploy(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "deploy",
+        help="make the folder to copy to the board",
+        description="Write the deploy package of a build: the driver (python -m driver), sim/ "
+        "for its simulated backend, the I/O description (io.json: shapes, data types, folded "
+        "and packed shapes, input quantization), the accelerator as a sim bundle, the "
+        "bitstream when one was built for this model (bitstreams/<name>/, or --bitstream), "
+        "the report when there is one, the demo notebook and sample images.",
+    )
+    p.add_argument("build", type=Path, help="build folder (hw-gen build ... -o OUT)")
+    p.add_argument("-o", "--out", type=Path, required=True, help="package folder (replaced)")
+    p.add_argument("--bitstream", type=Path, default=None,
+                   help="bitstream folder with manifest.json (default: the one in bitstreams/ "
+                   "built from the same model, if any)")
+    p.set_defaults(func=_run_deploy)
+
+
+def _run_deploy(args: argparse.Namespace) -> int:
+    from hw_gen.deploy.package import make_package
+    from hw_gen.finn_adapter import init_finn
+
+    init_finn(args.build / "finn_build")
+    dest = make_package(args.build, args.out, args.bitstream)
+    has_bit = (dest / "bitstream").is_dir()
+    print(f"wrote {dest} ({'with' if has_bit else 'without'} a bitstream); "
+          f"try: python -m driver {dest} --input X.npy --output Y.npy --backend sim")
+    return 0
+
+
 class _Parser(argparse.ArgumentParser):
     """Usage errors as one line, ``hw-gen: error: ...``, exit code 2."""
 
@@ -239,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_build(sub)
     _add_sim(sub)
     _add_report(sub)
+    _add_deploy(sub)
     for command in sub.choices.values():
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                              help="show the Python traceback of an error")
