@@ -61,7 +61,6 @@ class ResNetSeg(nn.Module):
         if width < 2 or width % 2:
             raise ModelError(f"ResNetSeg: width must be an even integer >= 2, not {width!r}")
         self.binary = binary
-        self.min_size = tuple(input_size)
         self.backbone = ResNetBackbone(width, binary, blocks, residual_bits)
         c1, c2, c3, c4 = self.backbone.widths
         half = width // 2
@@ -92,14 +91,17 @@ class ResNetSeg(nn.Module):
             self.head = nn.Conv2d(half, num_classes, 1)
 
     def check_input(self, size: tuple[int, int]) -> None:
-        """Refuse (one line) a size this network cannot run: not a multiple of 32, or smaller
-        than the size it was built for in a dimension (the MBU dilations need the maps)."""
+        """Refuse (one line) a size this network cannot run: not a multiple of 32, or maps too
+        small for an upsampling block's dilations."""
         name = getattr(self, "name", "ResNetSeg")
         check_size(name, size)
-        if any(s < m for s, m in zip(size, self.min_size)):
-            raise ModelError(f"network {name!r}: input size {size[0]}x{size[1]} (HxW) is smaller "
-                             f"than {self.min_size[0]}x{self.min_size[1]}, the size it was built "
-                             f"for (its upsampling dilations need the larger maps)")
+        for k, up in zip((5, 4, 3, 2, 1), self.ups):
+            side = min(size) >> k
+            if max(up.dilations) >= side:
+                raise ModelError(f"network {name!r}: input size {size[0]}x{size[1]} (HxW) leaves "
+                                 f"a {side}-pixel side at 1/{1 << k}, too small for the upsampling "
+                                 f"dilation {max(up.dilations)}; the smallest side it takes is "
+                                 f"{(max(up.dilations) + 1) << k}")
 
     def forward(self, x: Tensor) -> Tensor:
         if not torch.jit.is_tracing():

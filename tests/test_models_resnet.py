@@ -65,8 +65,8 @@ def test_sizes_refused_in_one_line(size, message):
 
 def test_smaller_than_built_for_is_refused():
     model = build_config("seg-r18-tiny", size=(128, 128))
-    with pytest.raises(ModelError, match="smaller than 128x128"):
-        model(torch.zeros(1, 3, 64, 128))
+    with pytest.raises(ModelError, match="too small for the upsampling dilation 3"):
+        model.check_input((64, 128))
 
 
 def test_twin_has_the_same_structure():
