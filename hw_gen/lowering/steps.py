@@ -29,6 +29,7 @@ from qonnx.util.cleanup import cleanup_model
 
 from hw_gen.errors import HwGenError, UnmappedNodesError
 from hw_gen.folding import apply_folding, is_hw
+from hw_gen.lowering.quant_widths import check_quant_widths
 from hw_gen.lowering import (
     activation_tags,
     attention,
@@ -60,6 +61,7 @@ class LoweringContext:
 
 
 def qonnx_cleanup(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
+    check_quant_widths(model)
     model = cleanup_model(model)
     vector_zero_points(model)
     return model.transform(InferShapes())

@@ -212,8 +212,13 @@ def check_against_torch(
     return check_lowering(out_dir, torch_reference(torch_model, qonnx, x), **kwargs)
 
 
-def check_against_qonnx(out_dir: str | Path, x: np.ndarray, **kwargs) -> ThreeWayResult:
-    """The three-way check with the QONNX graph (step ``qonnx_cleanup``) as torch's stand-in."""
+def check_against_qonnx(
+    out_dir: str | Path, x: np.ndarray, exported: str | Path | None = None, **kwargs
+) -> ThreeWayResult:
+    """The three-way check with the QONNX model as torch's stand-in: the file as exported
+    (``exported``) run by qonnx's executor, or else the cleaned-up graph (step
+    ``qonnx_cleanup``)."""
     init_finn(Path(out_dir) / "finn_build")
     qonnx = ModelWrapper(str(step_path(out_dir, "qonnx_cleanup")))
-    return check_lowering(out_dir, qonnx_reference(qonnx, x), **kwargs)
+    raw = None if exported is None else ModelWrapper(str(exported))
+    return check_lowering(out_dir, qonnx_reference(qonnx, x, raw), **kwargs)
