@@ -158,12 +158,17 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
                    "k/255 for an 8-bit input, checked as `hw-gen sim` checks it) to run the "
                    "checks on; default: one seeded frame of what the model takes")
     p.add_argument("--outputs", choices=("labels", "logits", "both"), default="both")
-    p.add_argument("--clock-ns", type=positive_number("--clock-ns"), default=10.0,
-                   help="target clock period (ns)")
+    p.add_argument("--clock-ns", type=positive_number("--clock-ns"), default=None,
+                   help="target clock period (ns); default: the board's default clock")
+    p.add_argument("--clock-mhz", type=positive_number("--clock-mhz"), default=None,
+                   help="target clock (MHz), instead of --clock-ns; a Zynq shell runs it in "
+                   "whole MHz, and every figure uses that clock")
     p.add_argument("--target-fps", type=positive_number("--target-fps"), default=None,
                    help="fold for this frame rate")
     p.add_argument("--folding", "--folding-config", dest="folding", type=Path, default=None,
-                   help="FINN folding-config JSON (see `hw-gen lower --help`)")
+                   metavar="FILE",
+                   help="FINN folding-config JSON (node name -> PE, SIMD, memory options, FIFO "
+                   "depths); every build writes its own as OUT/report/folding.json")
     p.add_argument("--torch", type=Path, default=None, metavar="CHECKPOINT.pt",
                    help="the brevitas_models checkpoint the model was exported from: torch's "
                    "quantized tensors (through the network's own modules) become the reference "
@@ -187,11 +192,42 @@ def _run_build(args: argparse.Namespace) -> int:
             args.model, args.out, board=args.board, clk_ns=args.clock_ns,
             target_fps=args.target_fps, folding_config=args.folding,
             outputs=args.outputs, input_npy=args.input, stop_after=args.stop_after,
-            resume=args.resume, progress=progress, torch_model=torch_model,
+            resume=args.resume, progress=progress, clock_mhz=args.clock_mhz,
+            torch_model=torch_model,
         )
     print(result.summary())
     print(f"wrote {args.out / 'verification.json'}")
     return 0 if result.passed else 1
+
+
+def _add_deploy(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "deploy",
+        help="make the folder to copy to the board",
+        description="Write the deploy package of a build: the driver (python -m driver), sim/ "
+        "for its simulated backend, the I/O description (io.json: shapes, data types, folded "
+        "and packed shapes, input quantization), the accelerator as a sim bundle, the "
+        "bitstream when one was built for this model (bitstreams/<name>/, or --bitstream), "
+        "the report when there is one, the demo notebook and sample images.",
+    )
+    p.add_argument("build", type=Path, help="build folder (hw-gen build ... -o OUT)")
+    p.add_argument("-o", "--out", type=Path, required=True, help="package folder (replaced)")
+    p.add_argument("--bitstream", type=Path, default=None,
+                   help="bitstream folder with manifest.json (default: the one in bitstreams/ "
+                   "built from the same model, if any)")
+    p.set_defaults(func=_run_deploy)
+
+
+def _run_deploy(args: argparse.Namespace) -> int:
+    from hw_gen.deploy.package import make_package
+    from hw_gen.finn_adapter import init_finn
+
+    init_finn(args.build / "finn_build")
+    dest = make_package(args.build, args.out, args.bitstream)
+    has_bit = (dest / "bitstream").is_dir()
+    print(f"wrote {dest} ({'with' if has_bit else 'without'} a bitstream); "
+          f"try: python -m driver {dest} --input X.npy --output Y.npy --backend sim")
+    return 0
 
 
 class _Parser(argparse.ArgumentParser):
@@ -200,6 +236,27 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str):
         self.exit(2, f"hw-gen: error: {self.prog.removeprefix('hw-gen ')}: {message}\n"
                   if self.prog != "hw-gen" else f"hw-gen: error: {message}\n")
+
+
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report",
+        help="rewrite a build's HTML report and print its summary",
+        description="Rewrite OUT/report/report.html (per-layer cycles and resources, board "
+        "utilisation, FIFO depths, the verification table; one self-contained page) from the "
+        "JSON a build wrote, and print a summary of the estimate.",
+    )
+    p.add_argument("out", type=Path, help="the build's output folder")
+    p.set_defaults(func=_run_report)
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    from hw_gen.reporting import terminal_summary, write_report
+
+    path = write_report(args.out)
+    print(terminal_summary(args.out))
+    print(f"wrote {path}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -211,6 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_lower(sub)
     _add_build(sub)
     _add_sim(sub)
+    _add_report(sub)
+    _add_deploy(sub)
     for command in sub.choices.values():
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                              help="show the Python traceback of an error")

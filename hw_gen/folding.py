@@ -8,6 +8,7 @@ A FINN folding-config JSON (node name -> attributes) can be applied instead.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from qonnx.core.modelwrapper import ModelWrapper
@@ -87,3 +88,18 @@ def apply_folding(
         model = model.transform(SetFolding(target_cycles_per_frame=cycles,
                                            two_pass_relaxation=True))
     return legalize_mvau_simd(model)
+
+
+def write_folding_config(model: ModelWrapper, path: Path) -> dict:
+    """FINN's folding-config JSON of ``model`` (node name -> folding and memory attributes,
+    FIFO depths included): passed back with ``--folding`` it reproduces the build."""
+    from hw_gen.hwmodel.estimate import folding_of
+
+    config = {}
+    for node in model.graph.node:
+        if is_hw(node) and not node.op_type.startswith("StreamingDataWidthConverter"):
+            attrs = folding_of(getCustomOp(node))
+            if attrs:
+                config[node.name] = attrs
+    Path(path).write_text(json.dumps(config, indent=1, sort_keys=True))
+    return config

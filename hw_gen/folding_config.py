@@ -25,6 +25,9 @@ from hw_gen.folding import MVAU_MAX_SIMD_FOLD
 
 DEFAULTS = "Defaults"
 PARALLELISM = ("PE", "SIMD")
+# FIFOs exist only after the build's ``fifo`` step inserts them; their entries wait for it.
+FIFO_PREFIX = "StreamingFIFO"
+FIFO_ATTRS = {"depth", "ram_style", "impl_style"}
 # The dimension each folding attribute of FINN's layers must divide (by base op type).
 DIVIDES = {
     "MVAU": {"PE": "MH", "SIMD": "MW"},
@@ -183,10 +186,33 @@ def _check_layer(inst, node, where: str, sources: list[str]) -> None:
             raise HwGenError(f"{at}: FINN cannot fold it so ({type(exc).__name__})") from None
 
 
+def split_fifo_entries(config: dict, path: str | Path) -> tuple[dict, dict]:
+    """(the entries of the lowered graph's layers, the entries of FIFOs), each FIFO entry's
+    form checked: only FIFO attributes, a whole-number depth of at least 2."""
+    layers, fifos = {}, {}
+    for name, entry in config.items():
+        if not name.startswith(FIFO_PREFIX):
+            layers[name] = entry
+            continue
+        at = f"--folding {path}: FIFO {name}"
+        unknown = sorted(set(entry) - FIFO_ATTRS)
+        if unknown:
+            raise HwGenError(f"{at}: no such FIFO attribute {', '.join(unknown)}; FIFOs take "
+                             f"{', '.join(sorted(FIFO_ATTRS))}")
+        depth = entry.get("depth")
+        if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int)
+                                  or depth < 2):
+            raise HwGenError(f"{at}: depth {json.dumps(depth)} is not a whole number of at "
+                             "least 2")
+        fifos[name] = entry
+    return layers, fifos
+
+
 def apply_folding_config(model: ModelWrapper, path: str | Path) -> ModelWrapper:
-    """Check the config in ``path`` against ``model``, then apply it with FINN's ApplyConfig."""
+    """Check the config in ``path`` against ``model``, then apply it with FINN's ApplyConfig
+    (FIFO entries are applied by the build's ``fifo`` step, once the FIFOs exist)."""
     from finn.transformation.general import ApplyConfig
 
-    config = read_folding_config(path)
+    config, _ = split_fifo_entries(read_folding_config(path), path)
     check_folding_config(config, model, path)
     return model.transform(ApplyConfig(config))

@@ -57,7 +57,8 @@ def test_build_records_real_references(padded_onnx, tmp_path):
     assert result.passed, result.summary()
     record = json.loads((tmp_path / "out" / "verification.json").read_text())
     steps = {s["step"]: s for s in record["steps"]}
-    assert [s["step"] for s in record["steps"]] == ["lower", "threeway", "names", "sim"]
+    assert [s["step"] for s in record["steps"]] == ["lower", "names", "fifo", "estimate",
+                                                      "threeway", "sim"]
     assert "qonnx's executor" in steps["threeway"]["compared"]["references"][0]
     assert steps["threeway"]["compared"]["integers"] > 0
     assert "qonnx's executor" in steps["sim"]["compared"]["references"][1]
