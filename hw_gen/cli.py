@@ -166,7 +166,15 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--clock-mhz", type=float, default=None,
                    help="target clock (MHz), instead of --clock-ns; a Zynq shell runs it in "
                    "whole MHz, and every figure uses that clock")
-    p.add_argument("--target-fps", type=float, default=None, help="fold for this frame rate")
+    p.add_argument("--target-fps", type=float, default=None,
+                   help="fold every layer for this frame rate on the board, with the memory "
+                   "options that minimise the largest utilisation; if the board cannot hold it, "
+                   "the best rate that fits (one warning naming the limiting resource and layer)")
+    p.add_argument("--strict-fps", action="store_true",
+                   help="make a --target-fps the board cannot hold an error")
+    p.add_argument("--fit", type=float, default=0.8,
+                   help="largest fraction of each board resource a folding may use (default "
+                   "%(default)g)")
     p.add_argument("--folding", "--folding-config", dest="folding_config", type=Path,
                    default=None, metavar="FILE",
                    help="FINN folding-config JSON (node name -> PE, SIMD, memory options, FIFO "
@@ -189,8 +197,13 @@ def _run_build(args: argparse.Namespace) -> int:
             args.model, args.out, board=args.board, clk_ns=args.clock_ns,
             target_fps=args.target_fps, folding_config=args.folding_config,
             outputs=args.outputs, input_npy=args.input, stop_after=args.stop_after,
-            resume=args.resume, progress=progress, clock_mhz=args.clock_mhz,
+            resume=args.resume, progress=progress, clock_mhz=args.clock_mhz, fit=args.fit,
+            strict_fps=args.strict_fps,
         )
+    lowered = result.step("lower")
+    warning = lowered.extra.get("facts", {}).get("fold_warning") if lowered else None
+    if warning:
+        print(f"hw-gen: {warning}", file=sys.stderr)
     print(result.summary())
     print(f"wrote {args.out / 'verification.json'}")
     return 0 if result.passed else 1
