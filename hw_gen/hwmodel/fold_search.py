@@ -144,7 +144,7 @@ def fold_to_board(model: ModelWrapper, board: Board, clk_ns: float, target_fps: 
 
     fold = fold_at(model, goal, clk_ns, board)
     if fits(fold[2]):
-        if limit < target_fps:
+        if achieved_fps(fold[1], clk_ns, limit) >= limit * (1 - 1e-9):
             reason = (f"the DMA on the {board.memory_port_bits}-bit memory port allows "
                       f"{limit:.1f} frames/s")
         else:

@@ -54,24 +54,33 @@ def bottleneck_cycles(model, board: Board) -> int:
     return max(cycles + list(dma_cycles(model, board.memory_port_bits).values()) + [1])
 
 
-def run_fifo(model, out: Path, board: Board, folding_config=None) -> dict:
-    """Size the FIFOs; returns what the ``estimate`` step and the report need."""
-    t0 = time.perf_counter()
-    fifo_model = insert_fifos(dataflow_partition(model, out / "finn_build" / "partitions_fifo"),
-                              board.part)
+def size_fifo_model(fifo_model, board: Board, user: dict[str, int] | None = None,
+                    source: str = "--folding"):
+    """Size every FIFO of ``fifo_model`` (a user depth kept unless below the deadlock-free
+    one); a FIFO FINN's ladder would put in URAM goes to BRAM on a board without URAM."""
+    user = user or {}
     period = bottleneck_cycles(fifo_model, board)
     depths, run = size_fifos(fifo_model, period)
-    user = user_fifo_depths(folding_config)
     for d in depths:
         depth = user.get(d.fifo, d.rate)
         if d.fifo in user and depth < d.deadlock_free:
             raise DeadlockError(
                 f"deadlock: FIFO {d.fifo} on the stream {d.producer} -> {d.consumer} has depth "
-                f"{depth} (from {folding_config}); the graph needs at least {d.deadlock_free}")
+                f"{depth} (from {source}); the graph needs at least {d.deadlock_free}")
         inst = getCustomOp(fifo_model.get_node_from_name(d.fifo))
         inst.set_nodeattr("depth", depth)
         if inst.resolve_ram_style() == "ultra" and not (board.resources or {}).get("URAM"):
             inst.set_nodeattr("ram_style", "block")  # FINN's ladder picks URAM on any part
+    return depths, run, period
+
+
+def run_fifo(model, out: Path, board: Board, folding_config=None) -> dict:
+    """Size the FIFOs; returns what the ``estimate`` step and the report need."""
+    t0 = time.perf_counter()
+    fifo_model = insert_fifos(dataflow_partition(model, out / "finn_build" / "partitions_fifo"),
+                              board.part)
+    depths, run, period = size_fifo_model(fifo_model, board, user_fifo_depths(folding_config),
+                                          str(folding_config))
     reports = report_dir(out)
     info = write_fifo_config(fifo_model, reports / FIFO_CONFIG)
     fifo_model.save(str(out / "finn_build" / FIFO_MODEL))
