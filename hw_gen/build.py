@@ -122,7 +122,7 @@ def build(
                                 {"board": fpga.name, "fit": fit, "strict_fps": strict_fps}),
         "names": lambda: _names(out, state),
         "fifo": lambda: _fifo(out, fpga, folding_config, state),
-        "estimate": lambda: _estimate(out, fpga, clk_ns, state),
+        "estimate": lambda: _estimate(out, fpga, clk_ns, fit, state),
         "sim": lambda: _sim(out, x, state),
         "csim_ours": lambda: _csim_ours(out, state),
         "codegen": lambda: _codegen(out, fpga.part, clk_ns, state),
@@ -193,11 +193,11 @@ def _fifo(out, fpga, folding_config, state):
                       "depths in report/fifo_depths.json")
 
 
-def _estimate(out, fpga, clk_ns, state):
+def _estimate(out, fpga, clk_ns, fit, state):
     from hw_gen.hwmodel.steps import estimate_summary, run_estimate
     from hw_gen.reporting import write_report
 
-    est = run_estimate(state["fifo"], out, fpga, clk_ns)
+    est = run_estimate(state["fifo"], out, fpga, clk_ns, fit)
     write_report(out)
     return StepResult("estimate", "pass", estimate_summary(est),
                       extra={"network": est["network"]})

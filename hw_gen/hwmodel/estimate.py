@@ -119,7 +119,7 @@ def dma_cycles(model: ModelWrapper, port_bits: int) -> dict[str, int]:
 
 
 def estimate_network(model: ModelWrapper, board: Board, clk_ns: float,
-                     latency_cycles: int | None = None) -> dict:
+                     latency_cycles: int | None = None, fit: float = 0.8) -> dict:
     """``estimate.json``: per-layer rows, the shell, and the network's figures."""
     layers = [layer_estimate(n, model, board.part) for n in hw_nodes(model)]
     shell = R.shell_estimate([w for _, _, w in boundary_streams(model)], board.memory_port_bits)
@@ -148,6 +148,7 @@ def estimate_network(model: ModelWrapper, board: Board, clk_ns: float,
         "dma_cycles": dma, "memory_port_bits": board.memory_port_bits,
         "totals": totals, "capacity": {k: capacity.get(k) for k in RESOURCES},
         "utilisation": utilisation,
+        "fit_limit": fit, "fits": all(u <= fit for u in utilisation.values()),
         "fifo": {"count": len(fifos), "bits": sum(r["memory"]["bits"] for r in fifos),
                  "bits_by_type": by_type},
     }

@@ -93,6 +93,36 @@ def choose_memory(model: ModelWrapper, board: Board, rows: dict[str, dict],
             totals.update(best[3])
 
 
+def choose_fifo_memory(fifo_model: ModelWrapper, board: Board,
+                       keep: set[str] | frozenset = frozenset()) -> None:
+    """Deep FIFOs (block or URAM in FINN's ladder) in BRAM or URAM, the deepest first, each
+    where it keeps the largest utilisation lowest; FIFOs in ``keep`` keep their style."""
+    from hw_gen.hwmodel.dataflow import FIFO_OP
+
+    rows = _estimates(fifo_model, board)
+    totals = {k: sum(r[k] for r in rows.values()) for k in RESOURCES}
+    shell = _shell(fifo_model, board)
+    totals = {k: totals[k] + shell[k] for k in RESOURCES}
+    styles = ["block", "ultra"] if (board.resources or {}).get("URAM") else ["block"]
+    deep = []
+    for node in hw_nodes(fifo_model):
+        inst = getCustomOp(node)
+        if node.op_type == FIFO_OP and node.name not in keep and \
+                inst.resolve_ram_style() in ("block", "ultra"):
+            deep.append((inst.get_nodeattr("depth") * inst.get_instream_width(), node, inst))
+    for _, node, inst in sorted(deep, key=lambda d: (-d[0], d[1].name)):
+        best = None
+        for style in styles:
+            inst.set_nodeattr("ram_style", style)
+            row = layer_estimate(node, fifo_model, board.part)
+            trial = {k: totals[k] - rows[node.name][k] + row[k] for k in RESOURCES}
+            if best is None or _score(trial, board) < best[0]:
+                best = (_score(trial, board), style, row, trial)
+        inst.set_nodeattr("ram_style", best[1])
+        rows[node.name] = best[2]
+        totals = best[3]
+
+
 def fold_at(model: ModelWrapper, fps: float, clk_ns: float, board: Board):
     """``model`` folded for ``fps`` with the best memory options; its rows and totals."""
     from hw_gen.folding import fold_for_cycles, target_cycles
@@ -118,8 +148,10 @@ def achieved_fps(rows: dict[str, dict], clk_ns: float, dma_limit: float) -> floa
 
 
 def fold_to_board(model: ModelWrapper, board: Board, clk_ns: float, target_fps: float,
-                  fit: float = DEFAULT_FIT, strict: bool = False) -> FoldResult:
-    """Fold ``model`` for ``target_fps`` or the highest rate below it that fits ``board``."""
+                  fit: float = DEFAULT_FIT, strict: bool = False,
+                  reserve: dict[str, int] | None = None) -> FoldResult:
+    """Fold ``model`` for ``target_fps`` or the highest rate below it that fits ``board``,
+    with ``reserve`` (e.g. the FIFOs of an earlier sizing) counted on top of layers and shell."""
     if not 0 < fit <= 1:
         raise HwGenError(f"--fit must be in (0, 1], not {fit:g}")
     if board.resources is None:
@@ -127,8 +159,11 @@ def fold_to_board(model: ModelWrapper, board: Board, clk_ns: float, target_fps: 
     limit = dma_fps(model, board, clk_ns)
     goal = min(target_fps, limit)
 
+    reserve = reserve or {}
+
     def fits(totals):
-        return all(u <= fit for u in _utilisation(totals, board).values())
+        with_reserve = {k: totals[k] + reserve.get(k, 0) for k in RESOURCES}
+        return all(u <= fit for u in _utilisation(with_reserve, board).values())
 
     def result(fold, reason):
         model_, rows, totals = fold
