@@ -115,9 +115,25 @@ def known_boards() -> dict[str, str]:
     return dict(part_map)
 
 
+# Short names people type, beyond FINN's own names (matched without regard to case, '-' or '_').
+BOARD_ALIASES = {"kv260": "KV260_SOM", "ultra96v2": "Ultra96-V2", "aupzu3": "AUP-ZU3_8GB"}
+
+
+def _key(name: str) -> str:
+    return "".join(ch for ch in name.lower() if ch.isalnum())
+
+
 def get_board(name: str) -> Board:
+    """The board FINN knows as ``name``, matched without regard to case, ``-`` or ``_``
+    (``pynq-z1``, ``zcu104``), or by a short name (``kv260``, ``ultra96v2``; ``Ultra96`` is
+    the first-generation board)."""
     boards = known_boards()
-    if name not in boards:
-        raise HwGenError(f"unknown board '{name}'; known boards: {', '.join(sorted(boards))}")
-    part = boards[name]
-    return Board(name, part, PART_RESOURCES.get(part))
+    by_key = {_key(b): b for b in boards}
+    by_key.update({k: v for k, v in BOARD_ALIASES.items() if v in boards})
+    canonical = by_key.get(_key(name))
+    if canonical is None:
+        raise HwGenError(f"--board: unknown board '{name}'; known boards: "
+                         f"{', '.join(sorted(boards))} (case does not matter; also "
+                         f"{', '.join(sorted(BOARD_ALIASES))})")
+    part = boards[canonical]
+    return Board(canonical, part, PART_RESOURCES.get(part))

@@ -94,16 +94,9 @@ def apply_folding(
     With a ``board`` the target is folded to the board (:mod:`hw_gen.hwmodel.fold_search`):
     the best rate up to the target that fits, its warning recorded in ``facts``."""
     if config is not None:
-        from finn.transformation.general import ApplyConfig
+        from hw_gen.folding_config import apply_folding_config
 
-        path = Path(config)
-        if not path.exists():
-            raise HwGenError(f"folding config not found: {path}")
-        try:
-            json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise HwGenError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from exc
-        return model.transform(ApplyConfig(str(path)))
+        return apply_folding_config(model, config)
     if target_fps is not None:
         target_cycles(target_fps, clk_ns)  # checks the target
     if board is not None and target_fps is not None:

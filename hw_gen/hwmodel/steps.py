@@ -63,6 +63,12 @@ def size_fifo_model(fifo_model, board: Board, user: dict[str, dict] | None = Non
     user = user or {}
     period = bottleneck_cycles(fifo_model, board)
     depths, run = size_fifos(fifo_model, period)
+    unknown = sorted(set(user) - {d.fifo for d in depths})
+    if unknown:
+        from hw_gen.errors import HwGenError
+
+        raise HwGenError(f"--folding {source}: FIFO {unknown[0]} is not in the built graph; its "
+                         f"FIFOs are {', '.join(sorted(d.fifo for d in depths))}")
     for d in depths:
         depth = int(user.get(d.fifo, {}).get("depth", d.rate))
         if depth < d.deadlock_free:

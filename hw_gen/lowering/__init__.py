@@ -72,6 +72,7 @@ def lower(
         checker=checker, progress=progress, clk_ns=clk_ns, target_fps=target_fps,
         folding_config=None if folding_config is None else str(folding_config),
         fold_board=fold_board,
+        board=fpga.name,
     )
     dataflow = None
     rows: list[LayerRow] = []
