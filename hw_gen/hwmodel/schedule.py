@@ -40,6 +40,7 @@ class Schedule:
     T: int
     reads: list[np.ndarray]
     writes: list[np.ndarray]
+    need: np.ndarray | None = None  # one input, one output: input words each write needs
 
 
 def words(shape) -> int:
@@ -76,7 +77,7 @@ def _pattern(need: np.ndarray, n_in: int, T: int) -> Schedule:
     if n_out < n_in:
         reads = _spread(n_in, T)
         even = ((np.arange(1, n_out + 1, dtype=np.int64) * T) // n_out) - 1
-        return Schedule(T, [reads], [_strict(np.maximum(even, reads[need - 1]))])
+        return Schedule(T, [reads], [_strict(np.maximum(even, reads[need - 1]))], need)
     span = max(n_out, T - int(need[0]))
     writes = _spread(n_out, span)
     first_use = np.searchsorted(need, np.arange(1, n_in + 1), side="left")
@@ -84,7 +85,8 @@ def _pattern(need: np.ndarray, n_in: int, T: int) -> Schedule:
     k = np.arange(n_in, dtype=np.int64)
     reads = np.minimum.accumulate((latest - k)[::-1])[::-1] + k
     shift = max(0, -int(reads[0]))
-    return Schedule(max(T, int(writes[-1]) + shift + 1), [reads + shift], [writes + shift])
+    return Schedule(max(T, int(writes[-1]) + shift + 1), [reads + shift], [writes + shift],
+                    need)
 
 
 def _proportional_need(n_in: int, n_out: int, lookahead: int = 0) -> np.ndarray:
@@ -107,7 +109,8 @@ def _mvau(inst, n_in: int, n_out: int) -> Schedule:
     base = np.arange(vectors, dtype=np.int64)[:, None] * (sf * nf)
     reads = (base + np.arange(sf)[None, :]).reshape(-1)
     writes = (base + (np.arange(1, nf + 1) * sf - 1)[None, :]).reshape(-1)
-    return Schedule(vectors * sf * nf, [reads], [writes])
+    need = (np.arange(vectors * nf, dtype=np.int64) // nf + 1) * sf
+    return Schedule(vectors * sf * nf, [reads], [writes], need)
 
 
 def _swg(inst, n_in: int, n_out: int, T: int) -> Schedule:
