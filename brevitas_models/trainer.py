@@ -111,12 +111,22 @@ def fit(model: nn.Module, dataset: Dataset, options: FitOptions, *,
     if teacher is not None:
         teacher.to(device).eval()
     model.train()
+    step, losses = 0, []
+    last = Path(options.out) / "last.pt" if options.out else None
+    state = None
+    if options.resume:
+        if last is None or not last.is_file():
+            raise ModelError(f"--resume: no resume state {last} (train without --resume first)")
+        state = torch.load(last, map_location=device, weights_only=True)
+        if not isinstance(state, dict) or state.get("format") != RESUME_FORMAT:
+            raise ModelError(f"--resume: {last} is not a {RESUME_FORMAT} file")
+        # before DDP and the optimizer take the parameters (loaded after them, the binary
+        # networks' learned scales stopped following the optimizer: tested)
+        model.load_state_dict(state["model"])
     net: nn.Module = model
     if world > 1:
-        # Brevitas' scales initialised from statistics take no gradient in some steps
         net = nn.parallel.DistributedDataParallel(
-            model, device_ids=[local_rank] if device.type == "cuda" else None,
-            find_unused_parameters=True)
+            model, device_ids=[local_rank] if device.type == "cuda" else None)
     generator = torch.Generator().manual_seed(options.seed)
     sampler = (DistributedSampler(dataset, world, rank, shuffle=True, seed=options.seed, drop_last=True)
                if world > 1 else RandomSampler(dataset, generator=generator))
@@ -130,15 +140,7 @@ def fit(model: nn.Module, dataset: Dataset, options: FitOptions, *,
         optimizer, lambda s: 0.5 * (1.0 + math.cos(math.pi * min(s, total) / total)))
     use_amp = options.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    step, losses = 0, []
-    last = Path(options.out) / "last.pt" if options.out else None
-    if options.resume:
-        if last is None or not last.is_file():
-            raise ModelError(f"--resume: no resume state {last} (train without --resume first)")
-        state = torch.load(last, map_location=device, weights_only=True)
-        if not isinstance(state, dict) or state.get("format") != RESUME_FORMAT:
-            raise ModelError(f"--resume: {last} is not a {RESUME_FORMAT} file")
-        model.load_state_dict(state["model"])
+    if state is not None:
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
         scaler.load_state_dict(state["scaler"])
