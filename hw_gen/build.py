@@ -4,13 +4,24 @@ Steps, each recorded in ``OUT/verification.json`` as ``pass``, ``fail`` or ``ski
 
 1. ``lower``: the lowering flow (:mod:`hw_gen.lowering`), with its static type check;
 2. ``names``: node names made C++-safe and unique (they become HLS top functions);
-3. ``sim``: the lowered, specialized graph run by sim, equal to FINN's Python execution of
-   the graph before specialization (FINN cannot execute it after);
-4. ``csim_ours``: our layers' generated HLS, compiled with g++ and run on the integers that
+3. ``fifo``: FINN's width converters and FIFOs inserted as FINN's FIFO step inserts them, every
+   FIFO sized by our cycle model of the folded graph (:mod:`hw_gen.hwmodel`), the depths in
+   FINN's FIFO-sizing file ``OUT/report/fifo_depths.json``;
+4. ``estimate``: cycles and resources of every layer, the shell and the network against the
+   board (``OUT/report/estimate.json``), the folding (``OUT/report/folding.json``) and the
+   HTML report;
+5. ``threeway``: the model itself as the reference: the exported QONNX file run by qonnx's
+   executor on the build's input (or torch's quantizers with ``torch_model``), compared
+   integer for integer with every tensor each saved lowering step keeps a counterpart of, in
+   FINN's Python execution and in sim (:mod:`hw_gen.threeway.build_step`);
+6. ``sim``: the final graph run by sim; its outputs against the model's (labels equal,
+   logits within the rounding of the final scale);
+7. ``csim_ours``: our layers' generated HLS, compiled with g++ and run on the integers that
    reach them, compared with their sim kernels integer for integer;
-5. ``codegen``: FINN's code generation of every layer into ``OUT/ip/<node>/``;
-6. ``finn_cppsim``: FINN's C simulation of its own layers (needs finn-hlslib);
-7. ``hls_synth``, ``stitch``, ``bitfile``: Vitis HLS and Vivado (need the tools).
+8. ``codegen``: FINN's code generation of every layer into ``OUT/ip/<node>/``;
+9. ``rtlsim``: FINN's RTL layers in Verilator against sim (:mod:`hw_gen.rtlsim`);
+10. ``finn_cppsim``: FINN's C simulation of its own layers (needs finn-hlslib);
+11. ``hls_synth``, ``stitch``, ``bitfile``: Vitis HLS and Vivado (need the tools).
 
 A ``pass`` names the two implementations compared and how many integers were compared.
 """
@@ -26,12 +37,14 @@ from typing import Callable
 
 import numpy as np
 
-from hw_gen.boards import DEFAULT_BOARD, get_board
+from hw_gen.boards import DEFAULT_BOARD, get_board, resolve_clock_ns
 from hw_gen.errors import HwGenError
-from hw_gen.finn_adapter import finn_hlslib_dir, finn_log, init_finn, vendor_tools
+from hw_gen.finn_adapter import finn_hlslib_dir, finn_log, init_finn
+from hw_gen.rtlsim.step import run_step as run_rtlsim
+from hw_gen.vendor.flow import VENDOR_STEPS, run_vendor_step
 
-BUILD_STEPS = ["lower", "names", "sim", "csim_ours", "codegen", "finn_cppsim", "hls_synth",
-               "stitch", "bitfile"]
+BUILD_STEPS = ["lower", "names", "fifo", "estimate", "threeway", "sim", "csim_ours", "codegen",
+               "rtlsim", "finn_cppsim", "hls_synth", "stitch", "bitfile"]
 
 
 @dataclass
@@ -64,21 +77,24 @@ class BuildResult:
         return "\n".join(lines)
 
 
-def _random_input(shape, dtype_name: str, seed: int) -> np.ndarray:
-    from qonnx.core.datatype import DataType
+def build_input(model_path: str | Path, input_npy: str | Path | None) -> tuple[np.ndarray, str]:
+    """The input the checks run on, validated as ``hw-gen sim`` validates it, or by default
+    one seeded frame of what the model takes; and where it came from."""
+    from hw_gen.simrun import check_input, default_input, load_input, model_input_graph
 
-    dt = DataType[dtype_name]
-    rng = np.random.default_rng(seed)
-    if dt == DataType["BIPOLAR"]:
-        return rng.integers(0, 2, size=shape) * 2 - 1
-    return rng.integers(int(dt.min()), int(dt.max()) + 1, size=shape)
+    graph = model_input_graph(model_path)
+    if input_npy is None:
+        return default_input(graph), "a seeded input the model takes"
+    x = load_input(input_npy)
+    check_input(graph, x, str(input_npy))
+    return x, "the given input"
 
 
 def build(
     model_path: str | Path,
     out_dir: str | Path,
     board: str = DEFAULT_BOARD,
-    clk_ns: float = 10.0,
+    clk_ns: float | None = None,
     target_fps: float | None = None,
     folding_config: str | Path | None = None,
     outputs: str = "both",
@@ -86,33 +102,36 @@ def build(
     stop_after: str | None = None,
     resume: bool = False,
     progress: Callable[[str], None] | None = None,
+    torch_model=None,
+    clock_mhz: float | None = None,
 ) -> BuildResult:
     """Build ``model_path`` into ``out_dir`` (see the module doc); never raises for a failing
-    check, only for bad input: the result and ``OUT/verification.json`` say what failed."""
+    check, only for bad input: the result and ``OUT/verification.json`` say what failed.
+    The clock is ``clk_ns`` or ``clock_mhz`` (the board's default when neither is given), as
+    the shell really runs it."""
     out = Path(out_dir).resolve()
     init_finn(out / "finn_build")
     fpga = get_board(board)
+    clk_ns = resolve_clock_ns(fpga, clk_ns, clock_mhz)
     if stop_after is not None and stop_after not in BUILD_STEPS:
         raise HwGenError(f"unknown step '{stop_after}'; steps are: {', '.join(BUILD_STEPS)}")
-    x = None
-    if input_npy is not None:
-        path = Path(input_npy)
-        if not path.exists():
-            raise HwGenError(f"input file not found: {path}")
-        x = np.load(path)
+    x, source = build_input(model_path, input_npy)
     steps: list[StepResult] = []
-    state: dict = {}
+    state: dict = {"x": x, "source": source}
     runners = {
         "lower": lambda: _lower(model_path, out, fpga.name, clk_ns, target_fps, folding_config,
                                 outputs, resume, state),
+        "threeway": lambda: _threeway(out, model_path, torch_model, state),
         "names": lambda: _names(out, state),
-        "sim": lambda: _sim(out, x, state),
+        "fifo": lambda: _fifo(out, fpga, folding_config, state),
+        "estimate": lambda: _estimate(out, fpga, clk_ns, state),
+        "sim": lambda: _sim(out, state),
         "csim_ours": lambda: _csim_ours(out, state),
         "codegen": lambda: _codegen(out, fpga.part, clk_ns, state),
+        "rtlsim": lambda: run_rtlsim(out, state),
         "finn_cppsim": _finn_cppsim,
-        "hls_synth": lambda: _vendor("hls_synth", out, model_path, fpga, clk_ns, state),
-        "stitch": lambda: _vendor("stitch", out, model_path, fpga, clk_ns, state),
-        "bitfile": lambda: _vendor("bitfile", out, model_path, fpga, clk_ns, state),
+        **{step: (lambda step=step: run_vendor_step(step, out, model_path, fpga, clk_ns, state))
+           for step in VENDOR_STEPS},
     }
     for name in BUILD_STEPS:
         if progress:
@@ -126,6 +145,10 @@ def build(
             break
     build_result = BuildResult(out, steps)
     _write_verification(build_result, model_path, fpga.name, clk_ns)
+    if (out / "report" / "estimate.json").exists() and build_result.step("estimate"):
+        from hw_gen.reporting import write_report
+
+        write_report(out)
     return build_result
 
 
@@ -156,50 +179,60 @@ def _names(out, state):
     return StepResult("names", "pass", detail, extra={"renamed": renamed})
 
 
-def _sim(out, x, state):
+def _threeway(out, model_path, torch_model, state):
+    from hw_gen.threeway.build_step import run_threeway
+
+    result, state["reference"] = run_threeway(out, Path(model_path), state["x"], torch_model)
+    return result
+
+
+def _fifo(out, fpga, folding_config, state):
+    from hw_gen.hwmodel.steps import DeadlockError, run_fifo
+
+    try:
+        state["fifo"] = fifo = run_fifo(state["model"], out, fpga, folding_config)
+    except DeadlockError as exc:
+        return StepResult("fifo", "fail", str(exc))
+    return StepResult("fifo", "pass",
+                      f"{len(fifo['depths'])} FIFOs sized by the cycle model in "
+                      f"{fifo['seconds']:.1f} s ({fifo['bits'] / 8192:.1f} KiB); "
+                      "depths in report/fifo_depths.json")
+
+
+def _estimate(out, fpga, clk_ns, state):
+    from hw_gen.hwmodel.steps import estimate_summary, run_estimate
+    from hw_gen.reporting import write_report
+
+    est = run_estimate(state["fifo"], out, fpga, clk_ns)
+    write_report(out)
+    return StepResult("estimate", "pass", estimate_summary(est),
+                      extra={"network": est["network"]})
+
+
+def _sim(out, state):
     import sim
     from hw_gen.bundle import write_bundle
     from hw_gen.lowering.execute import graph_input
+    from hw_gen.threeway.build_step import output_failures
 
     model = state["model"]
     json_path, _ = write_bundle(model, out / "dataflow.sim")
     bundle = sim.load_bundle(json_path)
-    if x is None:
-        info = bundle.inputs[0]
-        state["sim_input"] = _random_input(info.shape, info.dtype, seed=0)
-        source = "a seeded random input"
-    else:
-        state["sim_input"] = graph_input(model, x)
-        source = "the given input"
+    state["sim_input"] = graph_input(model, state["x"])
     tensors = sim.run(bundle, {bundle.inputs[0].name: state["sim_input"]}, return_all=True)
     state["sim_tensors"] = tensors
-    # FINN executes the graph only before specialization: compare the graph outputs there
-    from qonnx.core.modelwrapper import ModelWrapper
-
-    import finn.core.onnx_exec as oxe
-    from hw_gen.lowering.pipeline import step_path
-
-    before = ModelWrapper(str(step_path(out, "widths")))
-    finn_in = state["sim_input"].astype(np.float32)
-    finn_out = {}
-    for i in range(finn_in.shape[0]):
-        frame = oxe.execute_onnx(before, {before.graph.input[0].name: finn_in[i:i + 1]})
-        for k, v in frame.items():
-            finn_out.setdefault(k, []).append(v)
-    integers, mismatched = 0, []
-    for ours, theirs in zip(bundle.outputs, before.graph.output):
-        a = np.asarray(tensors[ours.name]).reshape(-1)
-        b = np.concatenate(finn_out[theirs.name]).reshape(-1).astype(a.dtype)
-        integers += a.size
-        if not np.array_equal(a, b):
-            mismatched.append(f"{ours.name}: {int(np.count_nonzero(a != b))} of {a.size} differ")
-    compared = {"references": ["sim on the specialized graph",
-                               "FINN's Python execution of the graph before specialization"],
-                "integers": integers}
-    if mismatched:
-        return StepResult("sim", "fail", "; ".join(mismatched), compared)
+    outputs = {o.name: np.asarray(tensors[o.name]) for o in model.graph.output}
+    failures, compared_values = output_failures(state["reference"], outputs)
+    reference = state["reference"]
+    compared = {"references": ["sim on the final (specialized, folded) graph",
+                               "the torch model" if reference.kind == "torch"
+                               else "the exported QONNX model run by qonnx's executor"],
+                "values": compared_values}
+    if failures:
+        return StepResult("sim", "fail", "; ".join(failures), compared)
     return StepResult("sim", "pass",
-                      f"sim == FINN's execution on {source}: {integers} output values equal",
+                      f"sim == the model on {state['source']}: {compared_values} output values "
+                      "(labels equal, logits within the final scale's rounding)",
                       compared, extra={"bundle": json_path.name})
 
 
@@ -275,55 +308,6 @@ def _finn_cppsim() -> StepResult:
     return StepResult("finn_cppsim", "skipped",
                       "finn-hlslib found, but FINN's C simulation of its own layers is not part "
                       "of hw-gen build yet")
-
-
-# FINN's builder steps behind each of our vendor steps (run on the dataflow partition).
-VENDOR_STEPS = {
-    "hls_synth": ["step_hw_ipgen"],
-    "stitch": ["step_set_fifo_depths", "step_create_stitched_ip"],
-    "bitfile": ["step_synthesize_bitfile", "step_make_driver", "step_deployment_package"],
-}
-
-
-def _vendor(step: str, out: Path, model_path, fpga, clk_ns: float, state: dict) -> StepResult:
-    """Vitis HLS / Vivado through FINN's own builder steps, on the partition whose sources
-    ``codegen`` wrote (FINN's steps reuse a layer's existing code folder)."""
-    tools = vendor_tools()
-    if not tools.complete:
-        return StepResult(
-            step, "skipped",
-            f"needs {' and '.join(tools.missing())} on PATH; on a machine with them, "
-            f"`hw-gen build {model_path} --board {fpga.name} -o {out} --resume` runs FINN's "
-            f"{', '.join(VENDOR_STEPS[step])} here",
-        )
-    from finn.builder.build_dataflow_config import (
-        DataflowBuildConfig,
-        DataflowOutputType,
-        ShellFlowType,
-    )
-    import finn.builder.build_dataflow_steps as finn_steps
-    from qonnx.core.modelwrapper import ModelWrapper
-
-    from hw_gen.deploy import collect_bitstream
-    from hw_gen.finn_adapter import builder_config_overrides
-
-    cfg = DataflowBuildConfig(
-        output_dir=str(out / "vendor"), synth_clk_period_ns=clk_ns, board=fpga.name,
-        fpga_part=fpga.part, shell_flow_type=ShellFlowType.VIVADO_ZYNQ, verify_steps=[],
-        generate_outputs=[DataflowOutputType.STITCHED_IP, DataflowOutputType.BITFILE,
-                          DataflowOutputType.PYNQ_DRIVER, DataflowOutputType.DEPLOYMENT_PACKAGE],
-        **builder_config_overrides(),
-    )
-    path = out / "finn_build" / "dataflow_partition.onnx"
-    model = state.get("vendor_model") or ModelWrapper(str(path))
-    for name in VENDOR_STEPS[step]:
-        model = getattr(finn_steps, name)(model, cfg)
-    state["vendor_model"] = model
-    model.save(str(path))
-    if step == "bitfile":
-        folder = collect_bitstream(out, model_path, fpga.name, clk_ns)
-        return StepResult(step, "pass", f"bitfile, hwh and manifest in {folder}")
-    return StepResult(step, "pass", f"FINN's {', '.join(VENDOR_STEPS[step])} completed")
 
 
 def _write_verification(result: BuildResult, model_path, board: str, clk_ns: float) -> None:

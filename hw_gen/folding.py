@@ -76,16 +76,9 @@ def apply_folding(
 ) -> ModelWrapper:
     """Fold to a frames/s target (least parallelism when None), or apply a folding config."""
     if config is not None:
-        from finn.transformation.general import ApplyConfig
+        from hw_gen.folding_config import apply_folding_config
 
-        path = Path(config)
-        if not path.exists():
-            raise HwGenError(f"folding config not found: {path}")
-        try:
-            json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise HwGenError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from exc
-        return model.transform(ApplyConfig(str(path)))
+        return apply_folding_config(model, config)
     cycles = target_cycles(target_fps, clk_ns) if target_fps is not None else None
     # ours first: SetFolding's second pass relaxes to the slowest layer it sees, ours included
     model = fold_own_layers(model, cycles)
@@ -95,3 +88,18 @@ def apply_folding(
         model = model.transform(SetFolding(target_cycles_per_frame=cycles,
                                            two_pass_relaxation=True))
     return legalize_mvau_simd(model)
+
+
+def write_folding_config(model: ModelWrapper, path: Path) -> dict:
+    """FINN's folding-config JSON of ``model`` (node name -> folding and memory attributes,
+    FIFO depths included): passed back with ``--folding`` it reproduces the build."""
+    from hw_gen.hwmodel.estimate import folding_of
+
+    config = {}
+    for node in model.graph.node:
+        if is_hw(node) and not node.op_type.startswith("StreamingDataWidthConverter"):
+            attrs = folding_of(getCustomOp(node))
+            if attrs:
+                config[node.name] = attrs
+    Path(path).write_text(json.dumps(config, indent=1, sort_keys=True))
+    return config

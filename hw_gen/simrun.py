@@ -2,11 +2,13 @@
 what the torch model returns (float logits, same layout) or the per-pixel labels.
 
 The sim bundle is kept beside the graph (``dataflow.onnx`` -> ``dataflow.sim.json`` and
-``dataflow.sim.npz``) and rewritten when missing or older than the graph.
+``dataflow.sim.npz``) with a record of the graph's content hash, and rewritten unless the
+record matches the graph and the bundle files.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 import sim
 from hw_gen.bundle import BundleError, write_bundle
 from hw_gen.errors import HwGenError
+from hw_gen.fingerprint import FINGERPRINT_NAME, file_digest, finn_version
 from hw_gen.finn_adapter import init_finn
 from hw_gen.lowering.execute import graph_input
 from hw_gen.lowering.interface import LABELS_NAME
@@ -41,18 +44,34 @@ def load_graph(graph: str | Path) -> ModelWrapper:
     return load_model(path)
 
 
+def _bundle_record(graph: Path) -> dict:
+    """What a bundle is made from: the graph's bytes, FINN's version (its layer classes
+    describe the bundle) and the bundle files themselves."""
+    json_path, npz_path = bundle_paths(bundle_stem(graph))
+    return {"graph": file_digest(graph), "finn": finn_version(),
+            "bundle": [file_digest(p) if p.exists() else None for p in (json_path, npz_path)]}
+
+
 def fresh_bundle(graph: str | Path, model: ModelWrapper) -> sim.Bundle:
-    """The sim bundle beside ``graph``, written first if missing or older than ``graph``."""
+    """The sim bundle beside ``graph``, (re)written unless the record beside it
+    (``GRAPH.sim.fingerprint.json``) says it was made from this very graph and is intact."""
     path = Path(graph)
-    json_path, npz_path = bundle_paths(bundle_stem(path))
-    stale = not (json_path.exists() and npz_path.exists()) or min(
-        json_path.stat().st_mtime, npz_path.stat().st_mtime
-    ) < path.stat().st_mtime
-    if stale:
+    stem = bundle_stem(path)
+    record = stem.with_name(stem.name + "." + FINGERPRINT_NAME)
+    json_path, _ = bundle_paths(stem)
+    saved = None
+    if record.exists():
         try:
-            write_bundle(model, bundle_stem(path))
+            saved = json.loads(record.read_text())
+        except json.JSONDecodeError:
+            saved = None
+    if saved != _bundle_record(path):
+        record.unlink(missing_ok=True)  # no record while the bundle is being rewritten
+        try:
+            write_bundle(model, stem)
         except BundleError as exc:
             raise HwGenError(f"{path.name}: {exc}") from exc
+        record.write_text(json.dumps(_bundle_record(path), sort_keys=True))
     return sim.load_bundle(json_path)
 
 
@@ -76,6 +95,10 @@ def check_input(model: ModelWrapper, x: np.ndarray, what: str) -> None:
                          f"(N, {', '.join(map(str, want))}) ({layout} float)")
     if x.dtype.kind not in "fiu":
         raise HwGenError(f"{what}: dtype {x.dtype} is not numeric")
+    if x.shape[0] == 0:
+        raise HwGenError(f"{what}: an empty batch (0 frames)")
+    if x.size and not np.all(np.isfinite(x)):
+        raise HwGenError(f"{what}: holds NaN or infinite values")
     name = model.graph.input[0].name
     if model.get_tensor_datatype(name) == DataType["UINT8"]:
         k = np.asarray(x, dtype=np.float64) * 255.0
@@ -85,14 +108,56 @@ def check_input(model: ModelWrapper, x: np.ndarray, what: str) -> None:
                              "for integers k in 0..255")
 
 
+def model_input_graph(model_path: str | Path) -> ModelWrapper:
+    """The exported model with the input interface applied: what :func:`check_input` and
+    :func:`default_input` read (whether it takes 8-bit pixels, and its input shape)."""
+    from hw_gen.lowering.interface import make_uint8_input
+    from hw_gen.lowering.pipeline import load_model
+    from hw_gen.lowering.steps import qonnx_cleanup
+
+    model, _ = make_uint8_input(qonnx_cleanup(load_model(model_path), None))
+    return model
+
+
+def default_input(model: ModelWrapper, frames: int = 1, seed: int = 0) -> np.ndarray:
+    """A seeded input the model takes (torch layout): 8-bit pixels ``k/255`` for a graph with
+    the 8-bit input interface, values on the grid of an input quantizer ``scale * q`` for any
+    integer ``q`` of its range, else floats in [-1, 1)."""
+    from hw_gen.threeway.quant_ints import quant_range
+
+    rng = np.random.default_rng(seed)
+    shape = (frames,) + torch_input_shape(model)
+    name = model.graph.input[0].name
+    if model.get_tensor_datatype(name) == DataType["UINT8"]:
+        return rng.integers(0, 256, shape) / 255.0
+    consumers = model.find_consumers(name) or []
+    quant = consumers[0] if len(consumers) == 1 and consumers[0].op_type == "Quant" else None
+    if quant is not None:
+        from hw_gen.lowering.graph import attr, scalar_initializer
+
+        scale = scalar_initializer(model, quant.input[1])
+        bits = scalar_initializer(model, quant.input[3])
+        if scale is not None and bits is not None and float(bits).is_integer() and bits >= 1:
+            lo, hi = quant_range(bits, bool(attr(quant, "signed", 1)),
+                                 bool(attr(quant, "narrow", 0)))
+            return rng.integers(lo, hi + 1, shape) * scale
+    return rng.uniform(-1.0, 1.0, shape)
+
+
 def load_input(path: str | Path) -> np.ndarray:
     p = Path(path)
     if not p.exists():
         raise HwGenError(f"input file not found: {p}")
+    if not p.is_file():
+        raise HwGenError(f"{p}: not a .npy array (not a file)")
     try:
-        return np.load(p, allow_pickle=False)
-    except (ValueError, OSError) as exc:
+        x = np.load(p, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
         raise HwGenError(f"{p}: not a .npy array ({exc})") from exc
+    if not isinstance(x, np.ndarray):
+        x.close()
+        raise HwGenError(f"{p}: not a .npy array (an .npz archive; save one array with np.save)")
+    return x
 
 
 def output_name(model: ModelWrapper, labels: bool, graph: str) -> str:

@@ -179,3 +179,23 @@ class BilinearNet(nn.Module):
         x = self.down(self.inp(x))
         x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
         return self.cls(self.conv(self.sign(x)))
+
+
+class BroadcastAddNet(nn.Module):
+    """A residual add of a 1x1 map (max pool, then a 3x3 conv without padding) over the
+    full 9x9 map it came from: FINN's ElementwiseAdd with broadcasting."""
+
+    def __init__(self, channels: int = 8, classes: int = 4) -> None:
+        super().__init__()
+        c = channels
+        self.inp = qnn.QuantIdentity(act_quant=Uint8ActPerTensorFloat)
+        self.e0 = binary_block(3, c)
+        self.squeeze = binary_block(c, c, padding=0)
+        self.requant = qnn.QuantIdentity(act_quant=SignedBinaryActPerTensorConst)
+        self.cls = qnn.QuantConv2d(c, classes, 1, bias=False,
+                                   weight_quant=SignedBinaryWeightPerTensorConst)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.e0(self.inp(x))
+        g = self.squeeze(F.max_pool2d(a, 3))  # 9x9 -> 3x3 -> 1x1
+        return self.cls(self.requant(a + g))

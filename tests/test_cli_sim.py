@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from brevitas.export import export_qonnx
+from qonnx.core.modelwrapper import ModelWrapper
 
 from hw_gen.cli import main
 from hw_gen.lowering import lower, rounding
@@ -63,7 +64,19 @@ def test_sim_bundle_is_written_beside_the_graph_and_refreshed(skip_net, capsys):
     assert run(capsys, *args)[0] == 0
     assert bundle.stat().st_mtime_ns == written
     later = bundle.stat().st_mtime + 10
-    os.utime(graph, (later, later))
+    os.utime(graph, (later, later))  # a newer file of the same content: the bundle is kept
+    assert run(capsys, *args)[0] == 0
+    assert bundle.stat().st_mtime_ns == written
+    # a bundle of another graph, newer than this graph, is not trusted: rewritten
+    good = bundle.read_text()
+    bundle.write_text(good.replace('"nodes"', '"nodes" ', 1))
+    os.utime(bundle, (later + 10, later + 10))
+    assert run(capsys, *args)[0] == 0
+    assert bundle.read_text() == good
+    model = ModelWrapper(str(graph))  # the graph changes: the bundle is rewritten
+    model.set_metadata_prop("hwgen.test", "changed")
+    model.save(str(graph))
+    written = bundle.stat().st_mtime_ns
     assert run(capsys, *args)[0] == 0
     assert bundle.stat().st_mtime_ns != written
 

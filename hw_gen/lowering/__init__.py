@@ -68,6 +68,7 @@ def lower(
         model_path, out, fpga.part, outputs=outputs, stop_after=stop_after, resume=resume,
         checker=checker, progress=progress, clk_ns=clk_ns, target_fps=target_fps,
         folding_config=None if folding_config is None else str(folding_config),
+        board=fpga.name,
     )
     dataflow = None
     rows: list[LayerRow] = []

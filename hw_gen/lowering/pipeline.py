@@ -8,6 +8,7 @@ saved step.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,8 +18,15 @@ from finn.util.exception import FINNUserError
 from qonnx.core.modelwrapper import ModelWrapper
 
 from hw_gen.errors import HwGenError
+from hw_gen.fingerprint import (
+    differences,
+    lowering_fingerprint,
+    read_fingerprint,
+    write_fingerprint,
+)
 from hw_gen.finn_adapter import finn_log, init_finn
 from hw_gen.lowering import steps as S
+from hw_gen.lowering.exact_identity import exact_identities
 
 STEPS: list[tuple[str, S.StepFn]] = [
     ("qonnx_cleanup", S.qonnx_cleanup),
@@ -77,6 +85,7 @@ def run_lowering(
     clk_ns: float = 10.0,
     target_fps: float | None = None,
     folding_config: str | None = None,
+    board: str | None = None,
 ) -> LoweringRun:
     """Lower ``model_path`` (a QONNX export) step by step into ``out_dir``."""
     out = Path(out_dir)
@@ -93,6 +102,14 @@ def run_lowering(
     start = 0
     last = None
     model = load_model(model_path)
+    fingerprint = lowering_fingerprint(model_path, board, fpga_part, clk_ns, target_fps,
+                                       folding_config, outputs)
+    if resume:
+        changed = differences(read_fingerprint(out / "steps"), fingerprint)
+        if changed:
+            print(f"hw-gen: --resume: {out / 'steps'} does not match this run "
+                  f"({', '.join(changed)}); starting over", file=sys.stderr)
+            resume = False
     if resume:
         done = [n for n in STEP_NAMES if step_path(out, n).exists()]
         if done and ctx_path.exists():
@@ -105,12 +122,13 @@ def run_lowering(
     else:
         for stale in (out / "steps").glob("*.onnx"):
             stale.unlink()
+        write_fingerprint(out / "steps", fingerprint)
     run = LoweringRun(model, ctx, last_step=last)
     for name, fn in STEPS[start:]:
         if progress:
             progress(name)
         t0 = time.perf_counter()
-        with finn_log(out / "steps" / "finn.log"):
+        with finn_log(out / "steps" / "finn.log"), exact_identities():
             try:
                 model = fn(model, ctx)
             except FINNUserError as exc:

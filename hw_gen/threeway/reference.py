@@ -3,8 +3,9 @@
 From torch: forward hooks on Brevitas' activation quantizers (the quant proxies inside
 QuantIdentity, QuantReLU, QuantHardTanh, ... and the input/output quantizers of quant
 layers) record ``value / scale`` in execution order. From QONNX: qonnx's executor runs the
-exported graph (step ``qonnx_cleanup``) and each activation ``Quant``/``BipolarQuant``
-output divided by its scale. :func:`torch_reference` pairs the two, quantizer by quantizer,
+exported graph as it was exported and each activation ``Quant``/``BipolarQuant``'s integers
+are derived from its input (:mod:`hw_gen.threeway.quant_ints`); they are named after the
+quantizers of the cleaned-up graph (step ``qonnx_cleanup``), paired in graph order. :func:`torch_reference` pairs the two, quantizer by quantizer,
 and proves the pairing by value: every QONNX activation equals its torch activation
 integer for integer, or the reference cannot be built.
 """
@@ -18,10 +19,13 @@ from qonnx.core.modelwrapper import ModelWrapper
 
 from hw_gen.errors import HwGenError
 from hw_gen.lowering.activation_tags import activation_quants, quant_scale
+from hw_gen.threeway.quant_ints import quant_integers
 from hw_gen.verify import exact_argmax
 
-# |value / scale - round(value / scale)| above this is not a quantized tensor.
+# |value / scale - round(value / scale)| above this (plus float32's relative rounding of
+# scale * q, which grows with q) is not a quantized tensor.
 _GRID_TOLERANCE = 1e-3
+_FLOAT32_RELATIVE = 2.0**-20
 
 
 @dataclass
@@ -50,6 +54,7 @@ class Reference:
     activations: list[Activation]
     labels: np.ndarray | None
     notes: list[str] = field(default_factory=list)
+    logits: np.ndarray | None = None  # the model's float output
 
     def by_id(self) -> dict[str, Activation]:
         return {a.id: a for a in self.activations}
@@ -59,7 +64,8 @@ def to_integers(value: np.ndarray, scale: np.ndarray, what: str) -> np.ndarray:
     """``value / scale`` as int64; an error naming ``what`` if it is off the integer grid."""
     ratio = np.asarray(value, dtype=np.float64) / np.asarray(scale, dtype=np.float64)
     ints = np.rint(ratio)
-    off = float(np.max(np.abs(ratio - ints))) if ratio.size else 0.0
+    slack = np.abs(ratio - ints) - _FLOAT32_RELATIVE * np.abs(ints)
+    off = float(np.max(slack)) if ratio.size else 0.0
     if off > _GRID_TOLERANCE:
         raise HwGenError(f"{what}: value / scale is {off:.3g} away from an integer")
     return ints.astype(np.int64)
@@ -80,11 +86,26 @@ def qonnx_activations(model: ModelWrapper, x: np.ndarray) -> tuple[list[Activati
     acts = []
     for index, node in enumerate(quants):
         scale = quant_scale(model, node)
+        ints = quant_integers(model, node, np.concatenate([f[node.input[0]] for f in frames], 0))
         value = np.concatenate([f[node.output[0]] for f in frames], 0)
-        ints = to_integers(value, scale, f"QONNX {node.name} ({node.op_type})")
+        if not np.allclose(value, scale * ints, rtol=1e-5, atol=1e-6 * float(np.max(scale))):
+            raise HwGenError(f"QONNX {node.name} ({node.op_type}): qonnx's output is not "
+                             "scale * round(input / scale)")
         acts.append(Activation(node.output[0], index, node.op_type, ints, scale, "qonnx"))
     logits = np.concatenate([f[out_name] for f in frames], 0)
     return acts, logits
+
+
+def rename_like(acts: list[Activation], model: ModelWrapper, what: str) -> list[Activation]:
+    """The activations of the exported graph named after the quantizers of ``model`` (its
+    cleaned-up copy: same quantizers in the same order, other tensor names)."""
+    quants = activation_quants(model)
+    kinds = [a.op_type for a in acts]
+    if kinds != [n.op_type for n in quants]:
+        raise HwGenError(f"{what}: its {len(acts)} activation quantizers do not pair with the "
+                         f"{len(quants)} of the cleaned-up graph")
+    return [Activation(n.output[0], a.index, a.op_type, a.values, a.scale, a.source)
+            for a, n in zip(acts, quants)]
 
 
 def _torch_activations(
@@ -164,14 +185,24 @@ def torch_reference(torch_model, qonnx_model: ModelWrapper, x: np.ndarray) -> Re
     left = [f"{name} (call {i})" for i, (name, _) in enumerate(torch_records) if i not in used]
     if left:
         raise HwGenError(f"torch quant activations without a QONNX quantizer: {', '.join(left)}")
-    return Reference("torch", x, paired, exact_argmax(logits), notes)
+    return Reference("torch", x, paired, exact_argmax(logits), notes, logits=logits)
 
 
-def qonnx_reference(qonnx_model: ModelWrapper, x: np.ndarray) -> Reference:
+def qonnx_reference(
+    qonnx_model: ModelWrapper, x: np.ndarray, exported: ModelWrapper | None = None
+) -> Reference:
     """The QONNX graph as the torch model's stand-in (the export check establishes that the
-    two agree): its activations and labels on ``x`` by qonnx's executor."""
-    acts, logits = qonnx_activations(qonnx_model, x)
-    return Reference("qonnx", x, acts, exact_argmax(logits))
+    two agree): its activations, labels and logits on ``x`` by qonnx's executor. With
+    ``exported`` (the file as exported, before any rewrite) that graph is executed, its
+    activations named after ``qonnx_model``'s quantizers."""
+    if exported is None:
+        acts, logits = qonnx_activations(qonnx_model, x)
+    else:
+        from qonnx.transformation.infer_shapes import InferShapes
+
+        acts, logits = qonnx_activations(exported.transform(InferShapes()), x)  # shapes only
+        acts = rename_like(acts, qonnx_model, "the exported model")
+    return Reference("qonnx", x, acts, exact_argmax(logits), logits=logits)
 
 
 def _same(a: np.ndarray, b: np.ndarray) -> bool:
