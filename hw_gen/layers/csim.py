@@ -1,6 +1,7 @@
-"""C simulation of our layers: render their HLS and one testbench, compile once with g++,
-run each layer on integers written from numpy, compare every output integer with the
-expected values (the layer's sim kernel)."""
+"""C simulation of our layers: render their HLS and one testbench, compile it with g++ (a
+translation unit per layer, in parallel, linked into one binary), run each layer on integers
+written from numpy, compare every output integer with the expected values (the layer's sim
+kernel)."""
 
 from __future__ import annotations
 
@@ -62,7 +63,8 @@ def _ports(layer: HwgenHLSBackend, output: bool) -> list[dict]:
 
 
 def testbench_sources(cases: list[LayerCase]) -> dict[str, str]:
-    """The layers' headers, their top functions (as includes) and the testbench."""
+    """The layers' headers, their top functions (as includes), one testbench translation unit
+    per layer (``run_<top>.cpp``) and ``tb.cpp``, the main function."""
     sources: dict[str, str] = {}
     layers = []
     for case in cases:
@@ -75,7 +77,9 @@ def testbench_sources(cases: list[LayerCase]) -> dict[str, str]:
             "inputs": _ports(case.layer, False), "outputs": _ports(case.layer, True),
             "frames": int(np.asarray(case.inputs[0]).shape[0]),
         })
-    sources["tb.cpp"] = render("layer_tb.cpp.j2", layers=layers)
+    for layer in layers:  # one translation unit per layer: g++ compiles them in parallel
+        sources[f"run_{layer['top']}.cpp"] = render("layer_tb.cpp.j2", layers=[layer], main=False)
+    sources["tb.cpp"] = render("layer_tb.cpp.j2", layers=layers, main=True)
     return sources
 
 

@@ -164,16 +164,18 @@ def streamline(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
     import finn.transformation.streamline.absorb as absorb
     from finn.transformation.streamline import Streamline
 
+    from hw_gen.lowering.skip_noops import apply_skipping_noops
+
     model = model.transform(absorb.AbsorbScalarBiasIntoMultiThreshold())
     model = model.transform(MoveScalesPastJoins())
-    model = model.transform(Streamline())
+    model = apply_skipping_noops(model, Streamline())
     model = model.transform(attention.AbsorbOutputSign())
     model = model.transform(LowerConvsToMatMul())
     model = _layout_cleanup(model)
     model = model.transform(ConvertBipolarToXnor())
     model = model.transform(padding.MapBinaryPadValues())
     model = model.transform(MoveScalesPastJoins())
-    model = model.transform(Streamline())
+    model = apply_skipping_noops(model, Streamline())
     model = _layout_cleanup(model)
     ties = rounding.ApplyHalfEvenTies()
     model = model.transform(ties)
