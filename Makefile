@@ -10,10 +10,11 @@ STAMP := $(VENV)/.setup-done
 
 setup: $(STAMP)
 
-$(STAMP): requirements/constraints.txt requirements/main.txt pyproject.toml
+$(STAMP): requirements/constraints.txt requirements/main.txt requirements/nodeps.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) torch==2.13.0
 	$(PIP) -r requirements/main.txt
+	$(PIP) --no-deps -r requirements/nodeps.txt
 	$(PIP) --no-deps finn-plus hls4ml
 	$(PIP) --no-deps --no-build-isolation -e .
 	touch $(STAMP)

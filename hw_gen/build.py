@@ -19,8 +19,9 @@ Steps, each recorded in ``OUT/verification.json`` as ``pass``, ``fail`` or ``ski
 7. ``csim_ours``: our layers' generated HLS, compiled with g++ and run on the integers that
    reach them, compared with their sim kernels integer for integer;
 8. ``codegen``: FINN's code generation of every layer into ``OUT/ip/<node>/``;
-9. ``finn_cppsim``: FINN's C simulation of its own layers (needs finn-hlslib);
-10. ``hls_synth``, ``stitch``, ``bitfile``: Vitis HLS and Vivado (need the tools).
+9. ``rtlsim``: FINN's RTL layers in Verilator against sim (:mod:`hw_gen.rtlsim`);
+10. ``finn_cppsim``: FINN's C simulation of its own layers (needs finn-hlslib);
+11. ``hls_synth``, ``stitch``, ``bitfile``: Vitis HLS and Vivado (need the tools).
 
 A ``pass`` names the two implementations compared and how many integers were compared.
 """
@@ -39,10 +40,11 @@ import numpy as np
 from hw_gen.boards import DEFAULT_BOARD, get_board, resolve_clock_ns
 from hw_gen.errors import HwGenError
 from hw_gen.finn_adapter import finn_hlslib_dir, finn_log, init_finn
+from hw_gen.rtlsim.step import run_step as run_rtlsim
 from hw_gen.vendor.flow import VENDOR_STEPS, run_vendor_step
 
 BUILD_STEPS = ["lower", "names", "fifo", "estimate", "threeway", "sim", "csim_ours", "codegen",
-               "finn_cppsim", "hls_synth", "stitch", "bitfile"]
+               "rtlsim", "finn_cppsim", "hls_synth", "stitch", "bitfile"]
 
 
 @dataclass
@@ -126,6 +128,7 @@ def build(
         "sim": lambda: _sim(out, state),
         "csim_ours": lambda: _csim_ours(out, state),
         "codegen": lambda: _codegen(out, fpga.part, clk_ns, state),
+        "rtlsim": lambda: run_rtlsim(out, state),
         "finn_cppsim": _finn_cppsim,
         **{step: (lambda step=step: run_vendor_step(step, out, model_path, fpga, clk_ns, state))
            for step in VENDOR_STEPS},

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hw_gen.cli_checks import check_flow_options, positive_number
+from hw_gen.cli_checks import check_flow_options, load_torch_model, positive_number
 from hw_gen.errors import HwGenError
 from hw_gen.progress import step_bar
 
@@ -169,6 +169,10 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
                    metavar="FILE",
                    help="FINN folding-config JSON (node name -> PE, SIMD, memory options, FIFO "
                    "depths); every build writes its own as OUT/report/folding.json")
+    p.add_argument("--torch", type=Path, default=None, metavar="CHECKPOINT.pt",
+                   help="the brevitas_models checkpoint the model was exported from: torch's "
+                   "quantized tensors (through the network's own modules) become the reference "
+                   "of the threeway step instead of the exported QONNX model")
     p.add_argument("--stop-after", choices=BUILD_STEPS, default=None, help="stop after this step")
     p.add_argument("--resume", action="store_true",
                    help="reuse the lowering steps saved in OUT/steps")
@@ -181,6 +185,7 @@ def _run_build(args: argparse.Namespace) -> int:
 
     check_flow_options(args)
     build_input(args.model, args.input)  # checked before the slow work
+    torch_model = None if args.torch is None else load_torch_model(args.torch)
     init_finn(args.out / "finn_build")
     with step_bar(len(BUILD_STEPS), "build") as progress:
         result = build(
@@ -188,6 +193,7 @@ def _run_build(args: argparse.Namespace) -> int:
             target_fps=args.target_fps, folding_config=args.folding,
             outputs=args.outputs, input_npy=args.input, stop_after=args.stop_after,
             resume=args.resume, progress=progress, clock_mhz=args.clock_mhz,
+            torch_model=torch_model,
         )
     print(result.summary())
     print(f"wrote {args.out / 'verification.json'}")
