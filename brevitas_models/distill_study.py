@@ -1,8 +1,9 @@
 """Distillation on the demo budget: ``python -m brevitas_models.distill_study --out DIR``.
 
-For each seed: the full-precision twin (``demo_fp``), the binary demo network without and
-with distillation from that twin (``trainer.fit``: the twin's soft outputs, weight ``w``
-decaying linearly to 0, temperature ``T``), all on ``TrainConfig()``'s data and budget (300
+For each seed: the full-precision twin (``demo_fp``, stage one), then the binary demo network
+(stage two) without and with distillation from that twin, each from random weights or
+initialised from the twin's (``--variants``). Distillation (``trainer.fit``): the twin's soft
+outputs as a second target, weight ``w`` decaying linearly to 0, temperature ``T``. All on ``TrainConfig()``'s data and budget (300
 steps of batch 8, 600 synthetic images of 64x64, Adam 5e-3 cosine, class-weighted cross
 entropy). Writes ``DIR/distill.json`` (mIoU per seed and variant, ratio to the twin).
 """
@@ -21,7 +22,23 @@ from brevitas_models.train import TrainConfig, class_weights, evaluate, syntheti
 from brevitas_models.trainer import FitOptions, fit
 
 
-def run(out: Path, seeds: list[int], weight: float, temperature: float, schedule: str) -> dict:
+VARIANTS = ("binary", "distilled", "twin_init", "twin_init_distilled")
+
+
+def init_from_twin(student: torch.nn.Module, twin: torch.nn.Module) -> int:
+    """Stage two starts from the trained twin: copy every tensor whose name and shape match
+    (convs, batch norms, MBU gates; the twin's ``head.*`` is the student's ``head.conv.*``);
+    returns how many were copied."""
+    source = {k.replace("head.", "head.conv.", 1) if k.startswith("head.") else k: v
+              for k, v in twin.state_dict().items()}
+    target = student.state_dict()
+    copied = {k: v for k, v in source.items() if k in target and target[k].shape == v.shape}
+    student.load_state_dict({**target, **copied})
+    return len(copied)
+
+
+def run(out: Path, seeds: list[int], weight: float, temperature: float, schedule: str,
+        variants: tuple[str, ...] = VARIANTS[:2]) -> dict:
     config = TrainConfig()
     torch.set_num_threads(config.threads)
     train_set, val_set = synthetic_splits(config)
@@ -37,9 +54,14 @@ def run(out: Path, seeds: list[int], weight: float, temperature: float, schedule
         twin = build("demo_fp")
         fit(twin, train_set, options, weights=weights)
         row["twin"] = evaluate(twin, val_set, NUM_CLASSES)["miou"]
-        for name, w in (("binary", 0.0), ("distilled", weight)):
+        for name in variants:
+            w = weight if name.endswith("distilled") else 0.0
             torch.manual_seed(seed)
             student = build("demo")
+            if name.startswith("twin_init"):
+                with torch.no_grad():  # Brevitas sets its weight scales in a first forward
+                    student.eval()(train_set[0][0][None])
+                init_from_twin(student, twin)
             fit(student, train_set, FitOptions(**{**options.__dict__, "distill_weight": w,
                                                   "distill_temperature": temperature,
                                                   "distill_schedule": schedule}),
@@ -59,8 +81,9 @@ def main() -> None:
     p.add_argument("--weight", type=float, default=0.5)
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--schedule", default="decay")
+    p.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS[:2]))
     a = p.parse_args()
-    run(Path(a.out), a.seeds, a.weight, a.temperature, a.schedule)
+    run(Path(a.out), a.seeds, a.weight, a.temperature, a.schedule, tuple(a.variants))
 
 
 if __name__ == "__main__":
