@@ -127,7 +127,7 @@ def build(
         "sim": lambda: _sim(out, state),
         "csim_ours": lambda: _csim_ours(out, state),
         "codegen": lambda: _codegen(out, fpga.part, clk_ns, state),
-        "rtlsim": lambda: run_rtlsim(out, state),
+        "rtlsim": lambda: run_rtlsim(out, state, fpga.part, clk_ns),
         "finn_cppsim": _finn_cppsim,
         "hls_synth": lambda: _vendor("hls_synth", out, model_path, fpga, clk_ns, state),
         "stitch": lambda: _vendor("stitch", out, model_path, fpga, clk_ns, state),

@@ -18,13 +18,15 @@ from hw_gen.errors import HwGenError
 SOURCE_SUFFIXES = (".cpp", ".hpp", ".h", ".v", ".sv", ".vh", ".tcl", ".dat")
 
 
-def generate_ip_sources(model: ModelWrapper, fpgapart: str, clk_ns: float, ip_dir: Path) -> dict:
-    """Generate every hardware layer's sources into ``ip_dir/<node>``; returns node -> files."""
+def generate_ip_sources(model: ModelWrapper, fpgapart: str, clk_ns: float, ip_dir: Path,
+                        rtl_only: bool = False) -> dict:
+    """Generate every hardware layer's sources (only the RTL layers' with ``rtl_only``) into
+    ``ip_dir/<node>``; returns node -> files."""
     from finn.util.fpgadataflow import is_hls_node, is_rtl_node
 
     generated = {}
     for node in model.graph.node:
-        if not (is_hls_node(node) or is_rtl_node(node)):
+        if not (is_rtl_node(node) or (is_hls_node(node) and not rtl_only)):
             continue
         inst = getCustomOp(node)
         folder = (ip_dir / node.name).resolve()
