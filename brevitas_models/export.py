@@ -43,13 +43,16 @@ def export_qonnx(
     dynamo: bool = False,
     for_finn: bool = True,
 ) -> Path:
-    """Export ``model`` (switched to eval mode) to QONNX at ``path``; returns the path."""
+    """Export ``model`` (switched to eval mode, float32, outside any autocast region: mixed
+    precision is for training only) to QONNX at ``path``; returns the path."""
     if dynamo:
         raise ModelError("export_qonnx: dynamo=True does not export Brevitas quantizers with torch 2.13")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    model.eval()
-    with torch.no_grad(), warnings.catch_warnings():
+    model.eval().float()
+    example_input = example_input.float()
+    with torch.no_grad(), warnings.catch_warnings(), torch.autocast("cpu", enabled=False), \
+            torch.autocast("cuda", enabled=False):
         # The -s pad value is read as a Python float: the tracer warns that it is a constant.
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         brevitas_export_qonnx(model, example_input, str(path), dynamo=False)

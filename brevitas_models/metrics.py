@@ -1,5 +1,6 @@
 """Dense-prediction metrics: mIoU / pixel accuracy (segmentation), MaxF / AP (KITTI Road style
-binary maps), MAE / max F-measure with beta^2 = 0.3 (salient object detection).
+binary maps, ours: no library computes them in the perspective view), and the saliency
+metrics of ``pysodmetrics`` (MAE, F-measure with beta^2 = 0.3, S-measure, E-measure).
 
 All meters accumulate over batches (``update``) and report at the end; labels equal to the
 ignore index are skipped everywhere.
@@ -14,7 +15,6 @@ from brevitas_models.data.common import IGNORE_INDEX
 
 # Score thresholds of the binary-map meters: scores in [0, 1], 256 levels as in 8-bit maps.
 NUM_THRESHOLDS = 256
-SALIENCY_BETA2 = 0.3
 
 
 def _numpy(x) -> np.ndarray:
@@ -132,38 +132,39 @@ class BinaryPRMeter(_ThresholdCounts):
         return total / 11.0
 
 
-class SaliencyMeter(_ThresholdCounts):
-    """Salient object detection: MAE and max F-measure (beta^2 = 0.3). Precision and recall are
-    computed per image at every threshold, averaged over images, and F is maximised over
-    thresholds of the averaged curve (the usual SOD protocol)."""
+class SaliencyMeter:
+    """Salient object detection through ``pysodmetrics`` (the field's library): MAE, max and
+    mean F-measure (beta^2 = 0.3, over 256 thresholds of the 8-bit map), S-measure, max and
+    mean E-measure. Each image's saliency in [0, 1] becomes the 8-bit map ``round(255 s)``,
+    its mask 0 / 255, as the library reads them from disk."""
 
-    def __init__(self, ignore_index: int = IGNORE_INDEX, num_thresholds: int = NUM_THRESHOLDS):
-        super().__init__(num_thresholds)
-        self.ignore_index = ignore_index
-        self.precision_sum = np.zeros(num_thresholds)
-        self.recall_sum = np.zeros(num_thresholds)
-        self.abs_error_sum = 0.0
-        self.images = 0
+    def __init__(self):
+        import py_sod_metrics as sod
+
+        self._meters = {"mae": sod.MAE(), "fm": sod.Fmeasure(), "sm": sod.Smeasure(),
+                        "em": sod.Emeasure()}
+
+    @staticmethod
+    def as_maps(scores, target) -> tuple[np.ndarray, np.ndarray]:
+        """The 8-bit prediction and mask the library takes, for one H x W image."""
+        pred = np.round(np.clip(_numpy(scores).astype(np.float64), 0, 1) * 255).astype(np.uint8)
+        gt = np.where(_numpy(target) == 1, 255, 0).astype(np.uint8)
+        return pred, gt
 
     def update(self, scores, target) -> None:
-        """Add one image: ``scores`` in [0, 1], ``target`` in {0, 1, ignore}."""
-        s, truth = _valid(scores, target, self.ignore_index)
-        tp, fp = self.counts(s, truth)
-        predicted = tp + fp
-        self.precision_sum += np.where(predicted > 0, tp / np.maximum(predicted, 1), 0.0)
-        positives = int(truth.sum())
-        self.recall_sum += tp / positives if positives else np.zeros(self.num_thresholds)
-        self.abs_error_sum += float(np.abs(s - truth).mean()) if s.size else 0.0
-        self.images += 1
+        """Add one image: ``scores`` H x W in [0, 1], ``target`` H x W in {0, 1}."""
+        pred, gt = self.as_maps(scores, target)
+        for meter in self._meters.values():
+            meter.step(pred=pred, gt=gt)
 
-    def mae(self) -> float:
-        return self.abs_error_sum / self.images if self.images else float("nan")
-
-    def max_f(self, beta2: float = SALIENCY_BETA2) -> float:
-        if not self.images:
-            return float("nan")
-        precision, recall = self.precision_sum / self.images, self.recall_sum / self.images
-        denominator = beta2 * precision + recall
-        with np.errstate(invalid="ignore", divide="ignore"):
-            f = np.where(denominator > 0, (1 + beta2) * precision * recall / denominator, 0.0)
-        return float(f.max())
+    def results(self) -> dict[str, float]:
+        fm = self._meters["fm"].get_results()["fm"]["curve"]
+        em = self._meters["em"].get_results()["em"]["curve"]
+        return {
+            "mae": float(self._meters["mae"].get_results()["mae"]),
+            "max_f": float(fm.max()),
+            "mean_f": float(fm.mean()),
+            "s_measure": float(self._meters["sm"].get_results()["sm"]),
+            "max_e": float(em.max()),
+            "mean_e": float(em.mean()),
+        }

@@ -66,13 +66,12 @@ def test_binary_meter_sums_counts_over_images():
     assert one.max_f() == two.max_f()
 
 
-def test_saliency_mae_and_max_f_beta2():
+def test_saliency_metrics_on_a_hand_computed_image():
     meter = SaliencyMeter()
-    meter.update(np.array([1.0, 0.6, 0.2, 0.0]), np.array([1, 1, 0, 0]))
-    assert meter.mae() == pytest.approx(0.15)
-    assert meter.max_f() == pytest.approx(1.0)
-    meter.update(np.array([0.7, 0.1]), np.array([0, 1]))
-    assert meter.mae() == pytest.approx((0.15 + 0.8) / 2)
-    # best threshold keeps {1.0, 0.6, 0.2} and {0.7, 0.1}: mean P 7/12, mean R 1
-    p, r = 7 / 12, 1.0
-    assert meter.max_f() == pytest.approx(1.3 * p * r / (0.3 * p + r))
+    meter.update(np.array([[1.0, 0.6], [0.2, 0.0]]), np.array([[1, 1], [0, 0]]))
+    got = meter.results()
+    assert got["mae"] == pytest.approx(0.15)  # |0.6 - 1| and |0.2 - 0| over 4 pixels
+    assert got["max_f"] == pytest.approx(1.0)  # a threshold in (0.2, 0.6] separates them
+    # thresholds 0..255: the map >= t. Above 255 * 0.6 = 153 only the 1.0 pixel: P 1, R 1/2
+    f_half = 1.3 * 0.5 / (0.3 * 1 + 0.5)
+    assert got["mean_f"] < 1.0 and got["mean_f"] > f_half * 100 / 256

@@ -7,7 +7,7 @@ one is a ``ModelError`` naming the expected layout.
 
 ``Cityscapes``  ``<root>/leftImg8bit/<split>/<city>/<name>_leftImg8bit.png`` with
                 ``<root>/gtFine/<split>/<city>/<name>_gtFine_labelIds.png``; label ids mapped to
-                the 19 train ids, every other id to 255.
+                the 19 train ids of cityscapesscripts' label table, every other id to 255.
 ``KittiRoad``   ``<root>/training/image_2/<cat>_<num>.png`` with
                 ``<root>/training/gt_image_2/<cat>_road_<num>.png``; as in the KITTI road devkit,
                 a pixel is valid if its red channel is > 0 and road if its blue channel is > 0
@@ -28,16 +28,17 @@ from torch.utils.data import Dataset
 from brevitas_models.data.common import IGNORE_INDEX, to_float_image
 from brevitas_models.errors import ModelError
 
-# Cityscapes label id -> train id (the 19 evaluated classes, in train-id order).
-CITYSCAPES_TRAIN_IDS = {
-    7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9,
-    23: 10, 24: 11, 25: 12, 26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18,
-}  # fmt: skip
-CITYSCAPES_CLASSES = (
-    "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
-    "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus", "train",
-    "motorcycle", "bicycle",
-)  # fmt: skip
+def _cityscapes_table() -> tuple[dict[int, int], tuple[str, ...]]:
+    """Label id -> train id of the 19 evaluated classes, and their names in train-id order,
+    from the official label table (``cityscapesscripts.helpers.labels``)."""
+    from cityscapesscripts.helpers.labels import labels
+
+    evaluated = [l for l in labels if not l.ignoreInEval and 0 <= l.trainId < IGNORE_INDEX]
+    names = tuple(l.name for l in sorted(evaluated, key=lambda l: l.trainId))
+    return {l.id: l.trainId for l in evaluated}, names
+
+
+CITYSCAPES_TRAIN_IDS, CITYSCAPES_CLASSES = _cityscapes_table()
 
 _CITYSCAPES_LUT = np.full(256, IGNORE_INDEX, np.uint8)
 for _label_id, _train_id in CITYSCAPES_TRAIN_IDS.items():

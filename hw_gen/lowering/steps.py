@@ -34,6 +34,7 @@ from hw_gen.lowering import (
     activation_tags,
     attention,
     bipolar,
+    class_bias,
     interface,
     layout,
     mbu,
@@ -182,12 +183,16 @@ def streamline(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
 def output_interface(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
     """Name the logits output and add a labels output (TopK over the integer scores) where
     the float tail is monotonic."""
+    if class_bias.move_bias_before_scale(model):
+        model = model.transform(InferShapes()).transform(InferDataTypes())
+        ctx.facts["class_bias_before_scale"] = True
     graph = model.graph
     out = graph.output[0]
     # the integer scores: walk back from the output over the float tail
     tensor = out.name
     producer = model.find_producer(tensor)
-    while producer is not None and producer.op_type in ("Mul", "Add", "Transpose", "Reshape"):
+    while (producer is not None and producer.op_type in ("Mul", "Add", "Transpose", "Reshape")
+           and not class_bias.integer_bias_add(model, producer)):
         tensor = producer.input[0]
         producer = model.find_producer(tensor)
     scores = tensor
