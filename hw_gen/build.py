@@ -133,7 +133,7 @@ def build(
         "sim": lambda: _sim(out, state),
         "csim_ours": lambda: _csim_ours(out, state),
         "codegen": lambda: _codegen(out, fpga.part, clk_ns, state),
-        "rtlsim": lambda: run_rtlsim(out, state),
+        "rtlsim": lambda: run_rtlsim(out, state, fpga.part, clk_ns),
         "finn_cppsim": _finn_cppsim,
         **{step: (lambda step=step: run_vendor_step(step, out, model_path, fpga, clk_ns, state))
            for step in VENDOR_STEPS},

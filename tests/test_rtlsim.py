@@ -63,12 +63,12 @@ def test_every_rtl_layer_equals_sim(two_bit):
     assert sorted(step.extra["layers"]) == sorted(n.name for n in nodes)
     # two copies of each layer's output tensor, every integer compared
     expected = sum(2 * int(np.prod(model.get_tensor_shape(n.output[0]))) for n in nodes)
-    assert step.compared["integers"] == expected
+    assert sum(layer["integers"] for layer in step.extra["layers"].values()) == expected
     for name, layer in step.extra["layers"].items():
         assert layer["passed"] and layer["integers"] > 0, name
     record = json.loads((folder / "build" / "verification.json").read_text())
     saved = next(s for s in record["steps"] if s["step"] == "rtlsim")
-    assert saved["compared"]["integers"] == expected
+    assert saved["compared"]["integers"] >= expected  # with chains and FIFOs
 
 
 def test_consecutive_rtl_layers_stitched(two_bit):
