@@ -67,11 +67,10 @@ def _add_lower(sub: argparse._SubParsersAction) -> None:
 
 def _run_lower(args: argparse.Namespace) -> int:
     from hw_gen.boards import get_board
+    from hw_gen.build import build_input
     from hw_gen.finn_adapter import init_finn
     from hw_gen.lowering import lower
     from hw_gen.lowering.pipeline import STEP_NAMES
-
-    from hw_gen.build import build_input
 
     check_flow_options(args)
     x, _ = build_input(args.model, args.input)
