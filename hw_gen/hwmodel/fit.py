@@ -97,5 +97,7 @@ def usual_board_fits(model: ModelWrapper, pixels: int,
         key = (board.part, board.default_clock_mhz)
         if key not in done:
             done[key] = board_fit(model, name, pixels)
-        fits.append(replace(done[key], board=board.name))
+        first = done[key]
+        note = first.note.replace(f" {first.board} ", f" {board.name} ") if first.note else None
+        fits.append(replace(first, board=board.name, note=note))
     return fits

@@ -191,7 +191,7 @@ def fold_to_board(model: ModelWrapper, board: Board, clk_ns: float, target_fps: 
     best = (low, fold_at(model, low, clk_ns, board))
     if not fits(best[1][2]):
         raise HwGenError(f"{board.name} cannot hold the network even at its least parallel "
-                         f"folding: {_over(best[1][1], best[1][2], board, fit)}")
+                         f"folding: {_over(best[1][1], best[1][2], board, fit, reserve)}")
     failing = (goal, fold)
     for _ in range(BISECTION_STEPS):
         mid = math.sqrt(best[0] * failing[0])
@@ -205,11 +205,12 @@ def fold_to_board(model: ModelWrapper, board: Board, clk_ns: float, target_fps: 
     if fits(same[2]) and achieved_fps(same[1], clk_ns, limit) >= achieved_fps(best[1][1], clk_ns,
                                                                                limit):
         best = (best[0], same)
-    return result(best[1], "above it " + _over(failing[1][1], failing[1][2], board, fit))
+    return result(best[1], "above it " + _over(failing[1][1], failing[1][2], board, fit, reserve))
 
 
-def _over(rows: dict[str, dict], totals: dict[str, int], board: Board, fit: float) -> str:
-    util = _utilisation(totals, board)
+def _over(rows: dict[str, dict], totals: dict[str, int], board: Board, fit: float,
+          reserve: dict[str, int] | None = None) -> str:
+    util = _utilisation({k: totals[k] + (reserve or {}).get(k, 0) for k in RESOURCES}, board)
     key = max(RESOURCES, key=lambda k: util[k])
     layer = max(rows.values(), key=lambda r: r[key])
     return (f"{key} would reach {100 * util[key]:.0f}% (limit {100 * fit:.0f}%), most of it in "

@@ -14,7 +14,8 @@ later iteration (:mod:`hw_gen.hwmodel.fifosim`). The schedules:
   fills ((K-1) rows and K pixels) before the first output;
 - padding: an output pixel waits for the input pixel at or before it in raster order;
 - nearest upsampling: an output pixel waits for its source pixel;
-- duplicate streams, add: one word in, one word (per output) out per iteration;
+- duplicate streams: one word in, one word per output out per iteration; add (two streams):
+  one word of each in, one out, spread over the layer's cycles;
 - concat: per pixel, the words of input 0, then of input 1, ..., one word written per read;
 - our layers' upsamplers and multi-branch upsampling: proportional, plus the input rows their
   line buffers look ahead (one row for bilinear, the largest dilation for multi-branch);
@@ -206,9 +207,10 @@ def layer_schedule(node, model) -> Schedule:
     if op.startswith("DuplicateStreams"):
         k = np.arange(n_ins[0], dtype=np.int64)
         return Schedule(n_ins[0], [k], [k] * len(n_outs))
-    if op.startswith("AddStreams"):
+    if (op.startswith(("AddStreams", "Elementwise")) and len(n_ins) == 2
+            and n_ins[0] == n_ins[1] == n_outs[0]):
         k = np.arange(n_ins[0], dtype=np.int64)
-        return Schedule(n_ins[0], [k, k], [k])
+        return Schedule(max(T, n_ins[0]), [k * T // n_ins[0]] * 2, [k * T // n_ins[0]])
     if op.startswith("AxialAttention"):
         return _attention(inst, n_ins, n_outs[0], T)
     if len(n_ins) == 1 and len(n_outs) == 1:
