@@ -133,6 +133,13 @@ def _opcount(args: argparse.Namespace) -> int:
     from brevitas_models.opcount import count_ops
 
     torch.set_num_threads(args.threads)
+    if args.readme:
+        from brevitas_models.opcount_table import write
+
+        print(write(Path(args.readme)))
+        return 0
+    if args.config is None:
+        raise ModelError("opcount: give --config NAME (or --readme FILE for all three tables)")
     model = build_config(args.config)
     size = tuple(args.size) if args.size else model.input_size
     model.check_input(size)
@@ -189,7 +196,9 @@ def parser() -> argparse.ArgumentParser:
     x.set_defaults(run=_export)
 
     o = sub.add_parser("opcount", help="BOPs, FLOPs, OPs per module and the speedup over the twin")
-    o.add_argument("--config", required=True, help=CONFIG_HELP)
+    o.add_argument("--config", help=CONFIG_HELP)
+    o.add_argument("--readme", metavar="FILE", help="write the tables of seg-r18-cityscapes, "
+                   "road-r18-kitti and sod-r18-ecssd into FILE's opcount-table section")
     o.add_argument("--size", nargs=2, type=int, metavar=("H", "W"))
     o.add_argument("--markdown", action="store_true")
     o.add_argument("--json")
