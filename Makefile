@@ -6,7 +6,7 @@ CONSTRAINTS := requirements/constraints.txt
 PIP := $(PY) -m pip install --disable-pip-version-check -q -c $(CONSTRAINTS)
 STAMP := $(VENV)/.setup-done
 
-.PHONY: setup demo test test-all bench ablation opcount-table clean
+.PHONY: setup demo test test-all bench ablation opcount-table clean board-env board-test bitstream
 
 setup: $(STAMP)
 
@@ -36,11 +36,34 @@ test: setup
 test-all: setup
 	$(PY) -m pytest -q -n 2
 
+# The whole flow to bitstreams/<model>/ on a machine with the Xilinx tools (bitstreams/README.md)
+BOARD ?= Pynq-Z2
+bitstream: setup
+	@test -n "$(MODEL)" || { echo "usage: make bitstream MODEL=model.onnx [BOARD=Pynq-Z2] [OUT=folder]"; exit 2; }
+	$(PY) -m hw_gen.cli build "$(MODEL)" --board "$(BOARD)" -o "$(or $(OUT),build/$(basename $(notdir $(MODEL))))"
+
+# The board-like environment: pynq 4.0.0 with its numpy<2, nothing else of ours installed.
+BOARD_VENV := .venv-board
+BOARD_PACKAGES := build/board-packages
+
+board-env: $(BOARD_VENV)/.setup-done
+
+$(BOARD_VENV)/.setup-done: requirements/board.txt
+	test -x $(BOARD_VENV)/bin/python || $(PYTHON) -m venv $(BOARD_VENV)
+	$(BOARD_VENV)/bin/python -m pip install --disable-pip-version-check -q -r requirements/board.txt
+	touch $@
+
+# Driver tests on a fake PYNQ device: packages built in .venv, tests run in .venv-board.
+board-test: setup board-env
+	PYTHONPATH=$(CURDIR):$(CURDIR)/tests $(PY) tests/board/make_packages.py $(BOARD_PACKAGES)
+	HWGEN_BOARD_PACKAGES=$(CURDIR)/$(BOARD_PACKAGES) PYTHONPATH=$(CURDIR):$(CURDIR)/tests/board \
+		$(BOARD_VENV)/bin/python -m pytest -q -p no:cacheprovider --confcutdir=tests/board tests/board
+
 bench: setup
 	$(PY) bench/sim_conv.py --out bench/sim_conv.json
 	$(PY) bench/sim_vs_torch_finn.py
 	$(PY) bench/build_time.py --out bench/build_time.json
 
 clean:
-	rm -rf build/ demo_out/ ablation_out/ .pytest_cache
+	rm -rf build/ $(BOARD_VENV) demo_out/ ablation_out/ .pytest_cache
 	find . -name __pycache__ -prune -exec rm -rf {} +

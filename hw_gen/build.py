@@ -19,8 +19,9 @@ Steps, each recorded in ``OUT/verification.json`` as ``pass``, ``fail`` or ``ski
 7. ``csim_ours``: our layers' generated HLS, compiled with g++ and run on the integers that
    reach them, compared with their sim kernels integer for integer;
 8. ``codegen``: FINN's code generation of every layer into ``OUT/ip/<node>/``;
-9. ``finn_cppsim``: FINN's C simulation of its own layers (needs finn-hlslib);
-10. ``hls_synth``, ``stitch``, ``bitfile``: Vitis HLS and Vivado (need the tools).
+9. ``rtlsim``: FINN's RTL layers in Verilator against sim (:mod:`hw_gen.rtlsim`);
+10. ``finn_cppsim``: FINN's C simulation of its own layers (needs finn-hlslib);
+11. ``hls_synth``, ``stitch``, ``bitfile``: Vitis HLS and Vivado (need the tools).
 
 A ``pass`` names the two implementations compared and how many integers were compared.
 """
@@ -38,10 +39,12 @@ import numpy as np
 
 from hw_gen.boards import DEFAULT_BOARD, get_board, resolve_clock_ns
 from hw_gen.errors import HwGenError
-from hw_gen.finn_adapter import finn_hlslib_dir, finn_log, init_finn, vendor_tools
+from hw_gen.finn_adapter import finn_hlslib_dir, finn_log, init_finn
+from hw_gen.rtlsim.step import run_step as run_rtlsim
+from hw_gen.vendor.flow import VENDOR_STEPS, run_vendor_step
 
 BUILD_STEPS = ["lower", "names", "fifo", "estimate", "threeway", "sim", "csim_ours", "codegen",
-               "finn_cppsim", "hls_synth", "stitch", "bitfile"]
+               "rtlsim", "finn_cppsim", "hls_synth", "stitch", "bitfile"]
 
 
 @dataclass
@@ -125,10 +128,10 @@ def build(
         "sim": lambda: _sim(out, state),
         "csim_ours": lambda: _csim_ours(out, state),
         "codegen": lambda: _codegen(out, fpga.part, clk_ns, state),
+        "rtlsim": lambda: run_rtlsim(out, state),
         "finn_cppsim": _finn_cppsim,
-        "hls_synth": lambda: _vendor("hls_synth", out, model_path, fpga, clk_ns, state),
-        "stitch": lambda: _vendor("stitch", out, model_path, fpga, clk_ns, state),
-        "bitfile": lambda: _vendor("bitfile", out, model_path, fpga, clk_ns, state),
+        **{step: (lambda step=step: run_vendor_step(step, out, model_path, fpga, clk_ns, state))
+           for step in VENDOR_STEPS},
     }
     for name in BUILD_STEPS:
         if progress:
@@ -305,68 +308,6 @@ def _finn_cppsim() -> StepResult:
     return StepResult("finn_cppsim", "skipped",
                       "finn-hlslib found, but FINN's C simulation of its own layers is not part "
                       "of hw-gen build yet")
-
-
-def resume_command(model_path, board: str, out: Path, clk_ns: float) -> str:
-    """The command that continues this build, shell-quoted."""
-    import shlex
-
-    return shlex.join(["hw-gen", "build", str(model_path), "--board", board, "--clock-ns",
-                       f"{clk_ns:g}", "-o", str(out), "--resume"])
-
-
-# FINN's builder steps behind each of our vendor steps (run on the dataflow partition).
-VENDOR_STEPS = {
-    "hls_synth": ["step_hw_ipgen"],
-    "stitch": ["step_set_fifo_depths", "step_create_stitched_ip"],
-    "bitfile": ["step_synthesize_bitfile", "step_make_driver", "step_deployment_package"],
-}
-
-
-def _vendor(step: str, out: Path, model_path, fpga, clk_ns: float, state: dict) -> StepResult:
-    """Vitis HLS / Vivado through FINN's own builder steps, on the partition whose sources
-    ``codegen`` wrote (FINN's steps reuse a layer's existing code folder)."""
-    tools = vendor_tools()
-    if not tools.complete:
-        return StepResult(
-            step, "skipped",
-            f"needs {' and '.join(tools.missing())} on PATH; on a machine with them, "
-            f"`{resume_command(model_path, fpga.name, out, clk_ns)}` runs FINN's "
-            f"{', '.join(VENDOR_STEPS[step])} here",
-        )
-    from finn.builder.build_dataflow_config import (
-        DataflowBuildConfig,
-        DataflowOutputType,
-        ShellFlowType,
-    )
-    import finn.builder.build_dataflow_steps as finn_steps
-    from qonnx.core.modelwrapper import ModelWrapper
-
-    from hw_gen.deploy import collect_bitstream
-    from hw_gen.finn_adapter import builder_config_overrides
-
-    from hw_gen.hwmodel.steps import FIFO_CONFIG, REPORT_DIR
-
-    # FINN's FIFO step without its own sizing: it inserts the FIFOs as our fifo step did and
-    # applies our depths from the FIFO-sizing file
-    cfg = DataflowBuildConfig(
-        output_dir=str(out / "vendor"), synth_clk_period_ns=clk_ns, board=fpga.name,
-        auto_fifo_depths=False, fifo_config_file=out / REPORT_DIR / FIFO_CONFIG,
-        fpga_part=fpga.part, shell_flow_type=ShellFlowType.VIVADO_ZYNQ, verify_steps=[],
-        generate_outputs=[DataflowOutputType.STITCHED_IP, DataflowOutputType.BITFILE,
-                          DataflowOutputType.PYNQ_DRIVER, DataflowOutputType.DEPLOYMENT_PACKAGE],
-        **builder_config_overrides(),
-    )
-    path = out / "finn_build" / "dataflow_partition.onnx"
-    model = state.get("vendor_model") or ModelWrapper(str(path))
-    for name in VENDOR_STEPS[step]:
-        model = getattr(finn_steps, name)(model, cfg)
-    state["vendor_model"] = model
-    model.save(str(path))
-    if step == "bitfile":
-        folder = collect_bitstream(out, model_path, fpga.name, clk_ns)
-        return StepResult(step, "pass", f"bitfile, hwh and manifest in {folder}")
-    return StepResult(step, "pass", f"FINN's {', '.join(VENDOR_STEPS[step])} completed")
 
 
 def _write_verification(result: BuildResult, model_path, board: str, clk_ns: float) -> None:

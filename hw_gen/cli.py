@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hw_gen.cli_checks import check_flow_options, positive_number
+from hw_gen.cli_checks import check_flow_options, load_torch_model, positive_number
 from hw_gen.errors import HwGenError
 from hw_gen.progress import step_bar
 
@@ -169,6 +169,10 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
                    metavar="FILE",
                    help="FINN folding-config JSON (node name -> PE, SIMD, memory options, FIFO "
                    "depths); every build writes its own as OUT/report/folding.json")
+    p.add_argument("--torch", type=Path, default=None, metavar="CHECKPOINT.pt",
+                   help="the brevitas_models checkpoint the model was exported from: torch's "
+                   "quantized tensors (through the network's own modules) become the reference "
+                   "of the threeway step instead of the exported QONNX model")
     p.add_argument("--stop-after", choices=BUILD_STEPS, default=None, help="stop after this step")
     p.add_argument("--resume", action="store_true",
                    help="reuse the lowering steps saved in OUT/steps")
@@ -181,6 +185,7 @@ def _run_build(args: argparse.Namespace) -> int:
 
     check_flow_options(args)
     build_input(args.model, args.input)  # checked before the slow work
+    torch_model = None if args.torch is None else load_torch_model(args.torch)
     init_finn(args.out / "finn_build")
     with step_bar(len(BUILD_STEPS), "build") as progress:
         result = build(
@@ -188,10 +193,41 @@ def _run_build(args: argparse.Namespace) -> int:
             target_fps=args.target_fps, folding_config=args.folding,
             outputs=args.outputs, input_npy=args.input, stop_after=args.stop_after,
             resume=args.resume, progress=progress, clock_mhz=args.clock_mhz,
+            torch_model=torch_model,
         )
     print(result.summary())
     print(f"wrote {args.out / 'verification.json'}")
     return 0 if result.passed else 1
+
+
+def _add_deploy(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "deploy",
+        help="make the folder to copy to the board",
+        description="Write the deploy package of a build: the driver (python -m driver), sim/ "
+        "for its simulated backend, the I/O description (io.json: shapes, data types, folded "
+        "and packed shapes, input quantization), the accelerator as a sim bundle, the "
+        "bitstream when one was built for this model (bitstreams/<name>/, or --bitstream), "
+        "the report when there is one, the demo notebook and sample images.",
+    )
+    p.add_argument("build", type=Path, help="build folder (hw-gen build ... -o OUT)")
+    p.add_argument("-o", "--out", type=Path, required=True, help="package folder (replaced)")
+    p.add_argument("--bitstream", type=Path, default=None,
+                   help="bitstream folder with manifest.json (default: the one in bitstreams/ "
+                   "built from the same model, if any)")
+    p.set_defaults(func=_run_deploy)
+
+
+def _run_deploy(args: argparse.Namespace) -> int:
+    from hw_gen.deploy.package import make_package
+    from hw_gen.finn_adapter import init_finn
+
+    init_finn(args.build / "finn_build")
+    dest = make_package(args.build, args.out, args.bitstream)
+    has_bit = (dest / "bitstream").is_dir()
+    print(f"wrote {dest} ({'with' if has_bit else 'without'} a bitstream); "
+          f"try: python -m driver {dest} --input X.npy --output Y.npy --backend sim")
+    return 0
 
 
 class _Parser(argparse.ArgumentParser):
@@ -233,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_build(sub)
     _add_sim(sub)
     _add_report(sub)
+    _add_deploy(sub)
     for command in sub.choices.values():
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                              help="show the Python traceback of an error")

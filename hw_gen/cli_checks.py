@@ -71,3 +71,15 @@ def check_flow_options(args: argparse.Namespace) -> None:
             raise HwGenError("--folding and --target-fps exclude each other: a folding config "
                              "sets the parallelism the target would choose")
         read_folding_config(args.folding)
+
+
+def load_torch_model(path: Path):
+    """``--torch``: the network of a brevitas_models checkpoint, in eval mode."""
+    from brevitas_models.errors import ModelError
+    from brevitas_models.train import load_model
+
+    try:
+        model, _ = load_model(path)
+    except ModelError as exc:
+        raise HwGenError(f"--torch: {exc}") from None
+    return model

@@ -46,7 +46,6 @@ def run(out: Path, board: str, quiet: bool = False, config: TrainConfig | None =
     from brevitas_models.train import TrainConfig
     from hw_gen.build import BUILD_STEPS, build
     from hw_gen.progress import step_bar
-    from hw_gen.threeway import check_against_torch
 
     config = config or TrainConfig()
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
@@ -62,17 +61,19 @@ def run(out: Path, board: str, quiet: bool = False, config: TrainConfig | None =
     np.save(out / "check_input.npy", x.numpy())
     say("[3/4] hw-gen build (lower, sim, C simulation of our layers, FINN code generation)")
     with step_bar(len(BUILD_STEPS), "build", disable=quiet) as progress:
-        built = build(onnx_path, out / "build", board=board, target_fps=target_fps,
-                      input_npy=out / "check_input.npy", progress=progress)
-    say("[4/4] three-way check: torch == FINN's Python execution == sim, every step")
-    with torch.no_grad():
-        three = check_against_torch(model, out / "build", x.numpy())
-    (out / "threeway.json").write_text(json.dumps(three.to_json(), indent=1))
+        with torch.no_grad():
+            built = build(onnx_path, out / "build", board=board, target_fps=target_fps,
+                          input_npy=out / "check_input.npy", progress=progress,
+                          torch_model=model)
+    say("[4/4] three-way check: torch == FINN's Python execution == sim, every step "
+        "(the build's threeway step)")
+    three = json.loads((out / "build" / "verify.json").read_text())
+    (out / "threeway.json").write_text(json.dumps(three, indent=1))
     report = {
         "metrics": {k: metrics[k]["miou"] for k in ("demo", "demo_fp", "pixel_baseline")},
         "binary_over_fp": metrics["binary_over_fp"],
         "build_passed": built.passed,
-        "threeway_passed": three.passed,
+        "threeway_passed": three["passed"],
         "throughput": built.step("lower").extra.get("throughput") if built.step("lower") else None,
         "seconds": round(time.perf_counter() - t0, 1),
     }
@@ -100,10 +101,10 @@ def format_report(report, metrics, built, three, out: Path) -> str:
     if t:
         lines.append(f"estimate: {t['frames_per_second']:.1f} frames/s at {t['clock_ns']:g} ns "
                      f"(slowest layer {t['slowest_layer']}, {t['cycles_per_frame']} cycles)")
-    steps = len(three.steps)
-    integers = sum(s.integers_compared for s in three.steps)
+    steps = len(three["steps"])
+    integers = sum(s["integers_compared"] for s in three["steps"])
     lines.append(f"three-way check (torch, FINN, sim) over {steps} lowering steps: "
-                 f"{integers} integers compared, {'PASS' if three.passed else 'FAIL'}")
+                 f"{integers} integers compared, {'PASS' if three['passed'] else 'FAIL'}")
     lines.append(f"outputs in {out}/ (predictions: {out}/models/demo_predictions.png)")
     lines.append(f"total {report['seconds']:.0f} s")
     return "\n".join(lines)

@@ -13,7 +13,9 @@ Without the Xilinx tools FINN's Python API needs four things (see docs/finn.md):
 4. a raised ``verification_mean_rtol`` in builder configs (its mean-relative check reports
    false failures when expected outputs hold exact zeros); we compare integers ourselves.
 
-2-4 are applied only when the vendor tools are absent. FINN writes its build folder's path
+3-4 are applied only when the vendor tools are absent, 2 whenever Vivado's simulator is (also
+under the recording stand-ins of ``hw_gen.vendor``). Always, ``FINN_CUSTOM_HLS`` and
+``FINN_RTLLIB`` are set as FINN's ``finn`` command sets them: its generated TCL reads them. FINN writes its build folder's path
 into what it generates, so the build folder always lives inside the build's output folder.
 """
 
@@ -69,9 +71,18 @@ def init_finn(build_dir: str | Path) -> Path:
     os.environ.setdefault("SANITIZE_QUANT_TENSORS", "0")
     if not vendor_tools().complete:
         os.environ.setdefault("XILINX_VIVADO", VIVADO_PLACEHOLDER)
+    if not (Path(os.environ["XILINX_VIVADO"]) / "bin" / "xelab").exists():
+        # no Vivado simulator (no tools, or the recording stand-ins of hw_gen.vendor)
         import finn.xsi
 
         finn.xsi.SimEngine = None
+    # FINN's `finn` command sets these; its generated TCL reads them (found by the vendor
+    # stand-ins: without them every hls_syn_*.tcl and make_project.tcl fails in the tools)
+    import finn
+
+    finn_root = Path(finn.__file__).parent
+    os.environ.setdefault("FINN_CUSTOM_HLS", str(finn_root / "custom_hls"))
+    os.environ.setdefault("FINN_RTLLIB", str(finn_root / "finn-rtllib"))
     from finn.util import settings
 
     if _state["build_dir"] is None:

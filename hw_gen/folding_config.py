@@ -28,6 +28,21 @@ PARALLELISM = ("PE", "SIMD")
 # FIFOs exist only after the build's ``fifo`` step inserts them; their entries wait for it.
 FIFO_PREFIX = "StreamingFIFO"
 FIFO_ATTRS = {"depth", "ram_style", "impl_style"}
+# The dimension each folding attribute of FINN's layers must divide (by base op type).
+DIVIDES = {
+    "MVAU": {"PE": "MH", "SIMD": "MW"},
+    "VVAU": {"PE": "Channels"},
+    "Thresholding": {"PE": "NumChannels"},
+    "ConvolutionInputGenerator": {"SIMD": "IFMChannels"},
+    "FMPadding": {"SIMD": "NumChannels"},
+    "LabelSelect": {"PE": "Labels"},
+    "DuplicateStreams": {"PE": "NumChannels"},
+    "AddStreams": {"PE": "NumChannels"},
+    "ChannelwiseOp": {"PE": "NumChannels"},
+    "Pool": {"PE": "Channels"},
+    "GlobalAccPool": {"PE": "NumChannels"},
+    "StreamingMaxPool": {"PE": "NumChannels"},
+}
 
 
 def read_folding_config(path: str | Path) -> dict:
@@ -129,13 +144,14 @@ def check_folding_config(config: dict, model: ModelWrapper, path: str | Path) ->
             hint = f"; allowed: {sorted(allowed, key=str)}" if allowed else ""
             raise HwGenError(f"{at}: value {json.dumps(value)} is not accepted"
                              f"{hint} ({type(exc).__name__})") from None
-        touched[node.name] = node
-    for node in touched.values():
-        _check_layer(getCustomOp(node), node, where)
+        touched.setdefault(node.name, (node, set()))[1].add(source)
+    for node, sources in touched.values():
+        _check_layer(getCustomOp(node), node, where, sorted(sources))
 
 
-def _check_layer(inst, node, where: str) -> None:
-    at = f"{where}: node {node.name} ({node.op_type})"
+def _check_layer(inst, node, where: str, sources: list[str]) -> None:
+    set_by = "" if sources == [f"node {node.name}"] else f", set by {', '.join(sources)}"
+    at = f"{where}: node {node.name} ({node.op_type}{set_by})"
     options = getattr(inst, "folding_options", None)
     if options is not None:
         for attr_name, values in options().items():
@@ -143,6 +159,12 @@ def _check_layer(inst, node, where: str) -> None:
                 raise HwGenError(f"{at}: {attr_name} = {inst.get_nodeattr(attr_name)} is not "
                                  f"one of its legal values {list(values)}")
     attrs = inst.get_nodeattr_types()
+    base = node.op_type.removesuffix("_hls").removesuffix("_rtl")
+    for attr_name, dim in DIVIDES.get(base, {}).items():
+        value, size = inst.get_nodeattr(attr_name), inst.get_nodeattr(dim)
+        if size % value:
+            raise HwGenError(f"{at}: {attr_name} = {value} does not divide {dim} = {size}; "
+                             f"divisors: {[d for d in range(1, size + 1) if size % d == 0]}")
     if "parallel_window" in attrs and inst.get_nodeattr("parallel_window") == 1:
         channels = inst.get_nodeattr("IFMChannels")
         if inst.get_nodeattr("SIMD") != channels:

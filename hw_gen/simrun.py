@@ -148,10 +148,16 @@ def load_input(path: str | Path) -> np.ndarray:
     p = Path(path)
     if not p.exists():
         raise HwGenError(f"input file not found: {p}")
+    if not p.is_file():
+        raise HwGenError(f"{p}: not a .npy array (not a file)")
     try:
-        return np.load(p, allow_pickle=False)
-    except (ValueError, OSError) as exc:
+        x = np.load(p, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
         raise HwGenError(f"{p}: not a .npy array ({exc})") from exc
+    if not isinstance(x, np.ndarray):
+        x.close()
+        raise HwGenError(f"{p}: not a .npy array (an .npz archive; save one array with np.save)")
+    return x
 
 
 def output_name(model: ModelWrapper, labels: bool, graph: str) -> str:

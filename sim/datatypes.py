@@ -155,6 +155,9 @@ def wrap(values: np.ndarray, dt: DType | str) -> np.ndarray:
     if v.dtype.kind in "iu" and v.size and dt.kind != "bipolar":
         if dt.min <= int(v.min()) and int(v.max()) <= dt.max:  # nothing to wrap
             return v.astype(dt.container, copy=False)
+    if dt.kind == "bipolar" and v.dtype.kind in "iu" and v.size:
+        if int(v.min()) >= -1 and int(v.max()) <= 1 and np.count_nonzero(v) == v.size:
+            return v.astype(np.int8, copy=False)  # already +-1: nothing to wrap
     v = as_int64(v)
     if dt.kind == "bipolar":
         bit = ((v + 1) >> 1) & 1

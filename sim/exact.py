@@ -25,11 +25,16 @@ FLOAT32_EXACT = 1 << 24
 FLOAT64_EXACT = 1 << 53
 # Rows per block: bounds the temporary arrays of large feature maps.
 _ROW_BLOCK = 1 << 15
+# Elements of ``a`` per block of a float product: the block and its copy stay in cache.
+_MATMUL_BLOCK_ELEMS = 1 << 21
+# ... and at most this many rows: OpenBLAS keeps such calls on one thread, which on a busy
+# machine beats waking a second one for every block.
+_MATMUL_BLOCK_ROWS = 1 << 15
 _POPCOUNT_ELEMS = 1 << 22
 # Popcount by word loop up to this many 64-bit words per row (K <= 2048), else broadcast.
 _WORD_LOOP_MAX = 32
 # Elements per block of the word loop: its temporaries stay in cache.
-_BLOCK_ELEMS = 1 << 16
+_BLOCK_ELEMS = 1 << 15
 
 _HAS_BITWISE_COUNT = hasattr(np, "bitwise_count")
 _POPCOUNT_LUT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
@@ -57,7 +62,8 @@ def matmul_method(max_abs_a: int, max_abs_w: int, k: int) -> str:
 
 
 def matmul_int(a: np.ndarray, w: np.ndarray, method: str = "auto") -> np.ndarray:
-    """Exact ``a @ w`` of integer-valued ``a`` (M, K) and ``w`` (K, N) as int64 (M, N).
+    """Exact ``a @ w`` of integer-valued ``a`` (M, K) and ``w`` (K, N), (M, N): int32 from the
+    float32 path, else int64.
 
     ``method`` forces a path (tests, benchmarks); a forced float path outside its bound
     may round.
@@ -70,11 +76,24 @@ def matmul_int(a: np.ndarray, w: np.ndarray, method: str = "auto") -> np.ndarray
         return np.matmul(a.astype(np.int64, copy=False), w.astype(np.int64, copy=False))
     ftype = np.float32 if method == "float32" else np.float64
     wf = w.astype(ftype)
-    out = np.empty((a.shape[0], w.shape[1]), dtype=np.int64)
-    for start in range(0, a.shape[0], _ROW_BLOCK):
-        block = a[start : start + _ROW_BLOCK].astype(ftype)
-        out[start : start + _ROW_BLOCK] = np.matmul(block, wf)
+    # below 2^24 every value is an int32 too
+    out = np.empty((a.shape[0], w.shape[1]), dtype=np.int32 if ftype == np.float32 else np.int64)
+    rows = max(1, min(_MATMUL_BLOCK_ROWS, _MATMUL_BLOCK_ELEMS // max(1, a.shape[1])))
+    for start in range(0, a.shape[0], rows):
+        block = a[start : start + rows].astype(ftype)
+        out[start : start + rows] = np.matmul(block, wf)
     return out
+
+
+def matmul_bounded(a: np.ndarray, b: np.ndarray, bound: int) -> np.ndarray:
+    """Exact batched ``a @ b`` (``np.matmul`` broadcasting) of integer arrays whose every
+    partial sum is bounded by ``bound`` in absolute value: through float32 or float64 BLAS
+    where that bound is exact there, int64 otherwise. Returns int64."""
+    method = matmul_method(bound, 1, 1)
+    if method == "int64":
+        return np.matmul(a.astype(np.int64, copy=False), b.astype(np.int64, copy=False))
+    ftype = np.float32 if method == "float32" else np.float64
+    return np.matmul(a.astype(ftype), b.astype(ftype)).astype(np.int64)
 
 
 def xnor_method(k: int) -> str:
@@ -113,7 +132,10 @@ def xnor_popcount(a_bits: np.ndarray, w_bits: np.ndarray, method: str = "auto") 
 def packed_matches(aw: np.ndarray, ww: np.ndarray, k: int, use_lut: bool = False) -> np.ndarray:
     """Agreeing bits (int64 (M, N)) of packed rows ``aw`` (M, words) and ``ww`` (N, words)
     over ``k`` real bits; padding bits must be 0 in both."""
-    return k - _word_counts(aw, ww, np.bitwise_xor, use_lut).astype(np.int64)
+    counts = _word_counts(aw, ww, np.bitwise_xor, use_lut)
+    if k < 1 << 31 and counts.dtype == np.int32:
+        return np.subtract(k, counts, out=counts)
+    return k - counts.astype(np.int64)
 
 
 def plane_dot(
@@ -206,27 +228,30 @@ def _word_counts(aw: np.ndarray, ww: np.ndarray, op, use_lut: bool) -> np.ndarra
 
 
 def _counts_word_loop(aw: np.ndarray, ww: np.ndarray, op, use_lut: bool) -> np.ndarray:
-    """Few words per row (K <= 64 * _WORD_LOOP_MAX): one pass per word over cache-sized
-    blocks of rows; per-block sums fit uint16 (at most 64 * _WORD_LOOP_MAX bits)."""
+    """Few words per row (K <= 64 * _WORD_LOOP_MAX): per block of rows, one pass per word and
+    column over the block's rows (a long inner loop: each column's word is a scalar), counts
+    summed in uint16 (at most 64 * _WORD_LOOP_MAX bits); columns-major, transposed at the end."""
     m, n, words = aw.shape[0], ww.shape[0], aw.shape[1]
-    wwt = np.ascontiguousarray(ww.T)
     awt = np.ascontiguousarray(aw.T)
     out = np.empty((m, n), dtype=np.int32)
-    rows = min(m, max(1, _BLOCK_ELEMS // n))
-    tmp = np.empty((rows, n), dtype=np.uint64)
-    counts = np.empty((rows, n), dtype=np.uint8)
-    acc = np.empty((rows, n), dtype=np.uint16)
+    rows = min(m, max(256, _BLOCK_ELEMS // n))
+    tmp = np.empty((n, rows), dtype=np.uint64)
+    counts = np.empty((n, rows), dtype=np.uint8)
+    acc = np.empty((n, rows), dtype=np.uint16)
+    columns = ww.T[:, :, None]  # (words, n, 1)
     for start in range(0, m, rows):
         r = min(rows, m - start)
-        acc[:r] = 0
         for j in range(words):
-            op(awt[j, start : start + r, None], wwt[j][None, :], out=tmp[:r])
+            op(columns[j], awt[j, None, start : start + r], out=tmp[:, :r])
             if _HAS_BITWISE_COUNT and not use_lut:
-                np.bitwise_count(tmp[:r], out=counts[:r])
+                np.bitwise_count(tmp[:, :r], out=counts[:, :r])
             else:
-                counts[:r] = popcount(tmp[:r], use_lut)
-            acc[:r] += counts[:r]
-        out[start : start + r] = acc[:r]
+                counts[:, :r] = popcount(tmp[:, :r], use_lut)
+            if j:
+                acc[:, :r] += counts[:, :r]
+            else:
+                acc[:, :r] = counts[:, :r]
+        out[start : start + r] = acc[:, :r].T
     return out
 
 

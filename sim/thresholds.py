@@ -14,10 +14,15 @@ import numpy as np
 _CHUNK_ELEMS = 1 << 24
 # Up to this many thresholds per channel, one comparison per threshold beats a search.
 _FEW_STEPS = 8
+# Narrow counts (int16) below this many thresholds per channel: count + ActVal stays in range.
+_NARROW_STEPS = 1 << 14
 
 
-def count_thresholds(x: np.ndarray, thresholds: np.ndarray, channel_axis: int = -1) -> np.ndarray:
-    """int64 array shaped like ``x``: per element, the number of its channel's thresholds <= it."""
+def count_thresholds(
+    x: np.ndarray, thresholds: np.ndarray, channel_axis: int = -1, narrow: bool = False
+) -> np.ndarray:
+    """Array shaped like ``x``: per element, the number of its channel's thresholds <= it;
+    int64, or with ``narrow`` int16 where fewer than 2^14 thresholds per channel allow."""
     thr = np.asarray(thresholds)
     if thr.ndim != 2:
         raise ValueError(f"thresholds must be 2-D (channels, steps), got shape {thr.shape}")
@@ -27,16 +32,29 @@ def count_thresholds(x: np.ndarray, thresholds: np.ndarray, channel_axis: int = 
         raise ValueError(
             f"{thr.shape[0]} threshold rows for {channels} channels (need {channels} or 1)"
         )
+    count_type = np.int16 if narrow and thr.shape[1] < _NARROW_STEPS else np.int64
     if xm.size == 0 or thr.shape[1] == 0:
-        return np.zeros(np.shape(x), dtype=np.int64)
+        return np.zeros(np.shape(x), dtype=count_type)
     if xm.dtype.kind in "iub" and xm.dtype.itemsize <= 4 and thr.shape[1] <= _FEW_STEPS:
-        # float64 holds every such integer: x >= T compares exactly (NaN never fires)
-        counts = _count_few(xm, thr.astype(np.float64))
+        counts = _count_few(xm, _integer_thresholds(xm.dtype, thr), count_type)
     elif xm.dtype.kind in "iub":
         counts = _count_int(xm.astype(np.int64, copy=False), thr)
     else:
         counts = _count_float(xm.astype(np.float64, copy=False), thr.astype(np.float64))
-    return np.moveaxis(counts, -1, channel_axis)
+    return np.moveaxis(counts.astype(count_type, copy=False), -1, channel_axis)
+
+
+def _integer_thresholds(container: np.dtype, thr: np.ndarray) -> np.ndarray:
+    """For integer inputs of numpy type ``container``: ``ceil(T)`` clipped to the type's range
+    plus one (the count is unchanged: x >= T iff x >= ceil(T); NaN never fires), in the
+    container type where every clipped value fits it, else int64."""
+    info = np.iinfo(container) if container.kind in "iu" else np.iinfo(np.uint8)
+    lo, hi = int(info.min), int(info.max)
+    t = np.asarray(thr, dtype=np.float64)
+    t = np.ceil(np.clip(np.where(np.isnan(t), hi + 1.0, t), lo, hi + 1.0)).astype(np.int64)
+    if container.kind in "iu" and int(t.max()) <= hi:
+        return t.astype(container)
+    return t
 
 
 def _sorted_rows(thr: np.ndarray) -> bool:
@@ -69,9 +87,9 @@ def _count_int(x: np.ndarray, thr: np.ndarray) -> np.ndarray:
     return found - np.arange(channels, dtype=np.int64) * steps
 
 
-def _count_few(x: np.ndarray, thr: np.ndarray) -> np.ndarray:
+def _count_few(x: np.ndarray, thr: np.ndarray, count_type=np.int64) -> np.ndarray:
     """One comparison per threshold (rows broadcast over the channel axis, last)."""
-    count = (x >= thr[:, 0]).astype(np.int64)
+    count = (x >= thr[:, 0]).astype(count_type)
     for j in range(1, thr.shape[1]):
         count += x >= thr[:, j]
     return count

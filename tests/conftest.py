@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,3 +15,14 @@ def finn_build_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from hw_gen.finn_adapter import init_finn
 
     return init_finn(tmp_path_factory.mktemp("finn"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def rtlsim_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One Verilator model cache for the session: builds share compiled layer models."""
+    from hw_gen.rtlsim.verilator import CACHE_ENV
+
+    folder = tmp_path_factory.mktemp("rtlsim_cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(CACHE_ENV, str(folder))
+        yield folder

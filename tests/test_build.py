@@ -126,7 +126,7 @@ def test_build_with_an_input_file(bilinear_onnx, tmp_path):
 
 
 def test_our_synthesis_tcl_dry_runs(built):
-    from hw_gen.tcl_dryrun import dry_run
+    from hw_gen.vendor.dryrun import dry_run
 
     for folder in (built.out_dir / "ip").iterdir():
         if not (folder / f"{folder.name}.hpp").exists():

@@ -133,3 +133,29 @@ def test_residual_add_broadcasting_a_1x1_map_is_exact(tmp_path):
     graph = ModelWrapper(str(tmp_path / "out" / "dataflow.onnx"))
     adds = [n for n in graph.graph.node if n.op_type.startswith("ElementwiseAdd")]
     assert adds and graph.get_tensor_datatype(adds[0].output[0]).name == "INT3"
+
+
+def test_torch_checkpoint_is_the_reference_with_torch_option(tmp_path, capsys):
+    from brevitas_models.nets import build as build_net
+    from brevitas_models.train import save_checkpoint
+
+    torch.manual_seed(0)
+    net = randomize_bn(build_net("demo", 4, 2), seed=4)
+    meta = {"name": "demo", "width": 4, "num_classes": 2}
+    model = export(net, pixels((1, 3, 16, 16)), tmp_path / "net.onnx")
+    save_checkpoint(tmp_path / "net.pt", net, meta)  # after a forward: all scales exist
+    code = main(["build", str(model), "-o", str(tmp_path / "out"), "--torch",
+                 str(tmp_path / "net.pt"), "--stop-after", "sim"])
+    assert code == 0, capsys.readouterr().err
+    record = json.loads((tmp_path / "out" / "verification.json").read_text())
+    steps = {s["step"]: s for s in record["steps"]}
+    assert "torch model's quantizers" in steps["threeway"]["compared"]["references"][0]
+    assert steps["sim"]["compared"]["references"][1] == "the torch model"
+    # another network's weights are no reference for this model: one line, exit 2
+    other = randomize_bn(build_net("demo", 4, 2), seed=5)
+    other(pixels((1, 3, 16, 16)))
+    save_checkpoint(tmp_path / "other.pt", other, meta)
+    capsys.readouterr()
+    assert main(["build", str(model), "-o", str(tmp_path / "out2"), "--torch",
+                 str(tmp_path / "other.pt")]) == 2
+    assert "equals no torch quant activation" in capsys.readouterr().err

@@ -7,9 +7,11 @@ Until then a step graph rounds exact ties up, and everything downstream of such 
 differs from torch. To check those steps exactly, the check executes a copy in which each
 pending threshold whose upper level is odd becomes the next float32 above it: for a float32
 input, ``x >= nextafter(T)`` is ``x > T``, half to even at an exact tie and unchanged
-elsewhere. The saved step graphs are not modified. Only thresholds on float inputs are
-excused this way: on an integer input the fix is due, and a graph that still owes it there
-is compared as it is.
+elsewhere. The saved step graphs are not modified. Before the streamline step every tagged
+threshold is excused this way (the fix runs there, even where an input is already integer, as
+after a residual add of two unit-scale activations); from the streamline step on only those on
+float inputs are: on an integer input the fix is due, and a graph that still owes it there is
+compared as it is.
 """
 
 from __future__ import annotations
@@ -38,25 +40,27 @@ def _level_offset(model: ModelWrapper, tensor: str) -> float:
         tensor = consumers[0].output[0]
 
 
-def _pending(model: ModelWrapper, node) -> bool:
-    """A tagged threshold on a float input: the lowering cannot fix it yet. (On an integer
-    input the fix is due; one still pending there is not excused.)"""
+def _pending(model: ModelWrapper, node, fix_ran: bool) -> bool:
+    """A tagged threshold the lowering has not had the chance to fix: any before the fix ran,
+    one on a float input after. (After it, on an integer input the fix is due; one still
+    pending there is not excused.)"""
     return (
         node.op_type == "MultiThreshold"
         and bool(attr(node, TIE_ATTR, 0))
-        and not model.get_tensor_datatype(node.input[0]).is_integer()
+        and (not fix_ran or not model.get_tensor_datatype(node.input[0]).is_integer())
     )
 
 
-def with_pending_ties(model: ModelWrapper) -> tuple[ModelWrapper, int]:
+def with_pending_ties(model: ModelWrapper, fix_ran: bool = True) -> tuple[ModelWrapper, int]:
     """A copy of ``model`` with the pending half-to-even thresholds applied, and how many
-    thresholds moved; ``(model, 0)`` when nothing is pending."""
-    if not any(_pending(model, n) for n in model.graph.node):
+    thresholds moved; ``(model, 0)`` when nothing is pending. ``fix_ran``: the graph comes
+    from the streamline step (where the lowering fixes ties) or a later one."""
+    if not any(_pending(model, n, fix_ran) for n in model.graph.node):
         return model, 0
     fixed = ModelWrapper(copy.deepcopy(model.model))
     moved = 0
     for node in fixed.graph.node:
-        if not _pending(fixed, node):
+        if not _pending(fixed, node, fix_ran):
             continue
         thresholds = np.asarray(fixed.get_initializer(node.input[1]), dtype=np.float32)
         base = attr(node, "out_bias", 0.0) + _level_offset(fixed, node.output[0])

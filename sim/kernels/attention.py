@@ -36,6 +36,7 @@ import numpy as np
 
 from sim.bundle import Node
 from sim.datatypes import as_int64, dtype
+from sim.exact import matmul_bounded
 from sim.kernels import register
 
 MAX_FRAC_BITS = 16
@@ -185,29 +186,31 @@ def spec_from_node(node: Node) -> AxialSpec:
     return spec
 
 
-def popcount_weights(q: np.ndarray, k: np.ndarray, lut: np.ndarray, pattern: str) -> np.ndarray:
-    """``E[(q . k + d) / 2]`` for the pixel pairs that ``pattern`` (an einsum) pairs up."""
+def popcount_weights(q: np.ndarray, k: np.ndarray, lut: np.ndarray) -> np.ndarray:
+    """``E[(q_i . k_j + d) / 2]`` for every pair of pixels ``i``, ``j`` of the same line:
+    ``q``, ``k`` (..., L, d) -> (..., L, L)."""
     d = q.shape[-1]
-    return lut[(np.einsum(pattern, q, k) + d) >> 1]
+    return lut[(matmul_bounded(q, np.swapaxes(k, -1, -2), d) + d) >> 1]
 
 
 def row_pass(spec: AxialSpec, q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
     """R (N, H, W, C): each pixel's weighted average of v over its row, F fractional bits."""
     lut = np.asarray(spec.lut, dtype=np.int64)
-    w = popcount_weights(q, k, lut, "nhid,nhjd->nhij")
+    w = popcount_weights(q, k, lut)  # (N, H, W, W)
     den = w.sum(axis=-1)
     recip = (np.int64(1) << spec.shift) // den
-    num = np.einsum("nhij,nhjc->nhic", w, v)
+    num = matmul_bounded(w, v, spec.n1_max)
     return (num * recip[..., None]) >> (spec.shift - spec.frac_bits)
 
 
 def column_pass(spec: AxialSpec, q: np.ndarray, k: np.ndarray, r: np.ndarray) -> np.ndarray:
     """Y (N, H, W, C): each pixel's weighted average of R over its column, rounded down."""
     lut = np.asarray(spec.lut, dtype=np.int64)
-    w = popcount_weights(q, k, lut, "nhwd,ngwd->nwhg")
-    den = w.sum(axis=-1).transpose(0, 2, 1)
-    num = np.einsum("nwhg,ngwc->nhwc", w, r)
-    return np.floor_divide(num, den[..., None])
+    columns = lambda a: np.swapaxes(a, 1, 2)  # noqa: E731  (N, H, W, .) <-> (N, W, H, .)
+    w = popcount_weights(columns(q), columns(k), lut)  # (N, W, H, H)
+    den = columns(w.sum(axis=-1)[..., None])
+    num = columns(matmul_bounded(w, columns(r), spec.n2_max))
+    return np.floor_divide(num, den)
 
 
 def axial_attention(spec: AxialSpec, q, k, v, x) -> np.ndarray:

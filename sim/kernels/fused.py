@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from sim.bitconv import pack_pixels, row_tiles, weight_words, window_grid
 from sim.bundle import Node, SimError
 from sim.datatypes import dtype
 from sim.exact import packed_matches, packed_plane_dot, packed_sign_dot
 from sim.kernels import register_fusion
 from sim.kernels.matrix import activate, as_bits, plane_route, product_bound
-from sim.kernels.window import check_window_input, conv_out_dim, sliding_window
+from sim.kernels.window import check_window_input
 
 
 def _bit_planes(node: Node, x: np.ndarray, mode: str, bits: int) -> list[np.ndarray]:
@@ -35,22 +36,6 @@ def _bit_planes(node: Node, x: np.ndarray, mode: str, bits: int) -> list[np.ndar
     if lo < 0 or hi > 1:
         raise SimError(f"{node.label()}: input must hold 0/1 values for an XNOR product")
     return [x.astype(np.uint8, copy=False)]
-
-
-def _words(rows: np.ndarray) -> np.ndarray:
-    """(M, bytes) uint8 -> (M, words) uint64, zero bytes appended to whole words."""
-    m, nbytes = rows.shape
-    padded = np.zeros((m, -(-nbytes // 8) * 8), dtype=np.uint8)
-    padded[:, :nbytes] = rows
-    return padded.view(np.uint64)
-
-
-def _weight_words(w_bits: np.ndarray, taps: int, channels: int) -> np.ndarray:
-    """Weight bits (taps * C, MH) in (ky, kx, c) row order -> (MH, words), packed as the
-    input windows are: per tap the channels padded to whole bytes."""
-    per_tap = w_bits.reshape(taps, channels, -1).transpose(2, 0, 1)  # (MH, taps, C)
-    packed = np.packbits(per_tap, axis=-1)  # (MH, taps, bytes per pixel)
-    return _words(packed.reshape(packed.shape[0], -1))
 
 
 @register_fusion("ConvolutionInputGenerator", "MVAU")
@@ -80,26 +65,40 @@ def window_mvau(
     dilation = tuple(int(v) for v in window.attr("Dilation"))
     i = dtype(idt)
 
-    def rows_of(planes: list[np.ndarray]) -> list[np.ndarray]:
-        """Each {0, 1} plane (N, H, W, C) -> packed window rows (M, words)."""
-        out = []
-        for plane in planes:
-            packed = np.packbits(plane, axis=-1)  # (N, H, W, bytes per pixel)
-            windows = sliding_window(packed, (kh, kw), stride, dilation)
-            out.append(_words(windows.reshape(-1, windows.shape[-1])))
-        return out
-
     bipolar_w = mode == "bipolar" or (mode == "plane" and wdt == "BIPOLAR")
-    ww = _weight_words(as_bits(w, bipolar_w, "weights", mvau), taps, channels)
+    ww = weight_words(as_bits(w, bipolar_w, "weights", mvau), taps, channels)
     if mode == "plane" and bipolar_w and i.bits == 2 and i.signed and _mostly_signs(x):
-        acc = packed_sign_dot(*rows_of([(x > 0), (x == 0), (x == -2)]), ww, mw)
+        planes = [x > 0, x == 0, x == -2]
+
+        def product(rows):
+            return packed_sign_dot(*rows, ww, mw)
     elif mode == "plane":
-        acc = packed_plane_dot(rows_of(_bit_planes(mvau, x, mode, i.bits)), i.signed, ww, bipolar_w)
+        planes = _bit_planes(mvau, x, mode, i.bits)
+
+        def product(rows):
+            return packed_plane_dot(rows, i.signed, ww, bipolar_w)
     else:
-        acc = packed_matches(rows_of(_bit_planes(mvau, x, mode, i.bits))[0], ww, mw)
-    out_shape = _window_grid(x.shape, (kh, kw), stride, dilation)
-    out = activate(mvau, acc, mvau_rest[1] if len(mvau_rest) > 1 else None, product_bound(mvau, w))
-    return out.reshape(out_shape + (mh,))
+        planes = _bit_planes(mvau, x, mode, i.bits)
+
+        def product(rows):
+            return packed_matches(rows[0], ww, mw)
+    grid = window_grid(x.shape, (kh, kw), stride, dilation)
+    thresholds = mvau_rest[1] if len(mvau_rest) > 1 else None
+    bound = product_bound(mvau, w)
+    packed = [pack_pixels(p) for p in planes]
+    out = None
+    for start, *rows in _zip_tiles(packed, (kh, kw), stride, dilation):
+        part = activate(mvau, product(rows), thresholds, bound)
+        if out is None:
+            out = np.empty((grid[0] * grid[1] * grid[2], mh), dtype=part.dtype)
+        out[start * grid[2] : start * grid[2] + part.shape[0]] = part
+    return out.reshape(grid + (mh,))
+
+
+def _zip_tiles(packed: list[np.ndarray], kernel, stride, dilation):
+    """(first output row, rows of plane 0, rows of plane 1, ...) per tile."""
+    for tiles in zip(*(row_tiles(p, kernel, stride, dilation) for p in packed)):
+        yield (tiles[0][0],) + tuple(t[1] for t in tiles)
 
 
 def _mostly_signs(x: np.ndarray) -> bool:
@@ -107,9 +106,3 @@ def _mostly_signs(x: np.ndarray) -> bool:
     with a correction beats two bit planes. (Rows of windows with a zero are at most k*k
     times the zeros; a quarter of the rows is where two planes start to win.)"""
     return int(np.count_nonzero((x == 0) | (x == -2))) * 9 < x.size // 4
-
-
-def _window_grid(shape: tuple[int, ...], kernel, stride, dilation) -> tuple[int, int, int]:
-    n, h, w, _ = shape
-    return (n, conv_out_dim(h, kernel[0], stride[0], 0, dilation[0]),
-            conv_out_dim(w, kernel[1], stride[1], 0, dilation[1]))

@@ -36,17 +36,33 @@ def activate(
     accumulator type that holds it cannot wrap, and the wrap's scan is skipped."""
     acc_type = dtype(node.attr("accDataType"))
     if bound is not None and acc_type.min <= -bound and bound <= acc_type.max:
-        acc = acc.astype(np.int32) if bound < 1 << 31 else as_int64(acc)
+        if bound < 1 << 31 and not (acc.dtype.kind in "iu" and acc.dtype.itemsize <= 4):
+            acc = acc.astype(np.int32)
+        elif acc.dtype.kind not in "iu":
+            acc = as_int64(acc)
     else:
         acc = as_int64(wrap(acc, acc_type))
     if node.attr("noActivation"):
         return acc
     if thresholds is None:
         raise SimError(f"{node.label()}: noActivation=0 but no threshold input")
-    count = count_thresholds(acc, thresholds, channel_axis=-1)
+    return threshold_output(node, acc, thresholds)
+
+
+def threshold_output(node: Node, x: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """``count + ActVal`` of the thresholds each value reaches (channels last), or for a BIPOLAR
+    output ``2 * count - 1`` (MVAU/VVAU) / ``2 * (count + ActVal) - 1`` (Thresholding)."""
+    count = count_thresholds(x, thresholds, channel_axis=-1, narrow=True)
+    act_val = 0 if node.op_type in ("MVAU", "VVAU") and node.attr("outputDataType") == "BIPOLAR" \
+        else int(node.attr("ActVal"))
+    if count.dtype != np.int64 and abs(act_val) >= 1 << 14:
+        count = count.astype(np.int64)
+    if act_val:
+        count += act_val
     if node.attr("outputDataType") == "BIPOLAR":
-        return 2 * count - 1
-    return count + int(node.attr("ActVal"))
+        count *= 2
+        count -= 1
+    return count
 
 
 def as_bits(values: np.ndarray, bipolar: bool, what: str, node: Node) -> np.ndarray:
@@ -145,8 +161,4 @@ def vvau(node: Node, inputs: list[np.ndarray]) -> np.ndarray:
 
 @register("Thresholding", reshape=True)
 def thresholding(node: Node, inputs: list[np.ndarray]) -> np.ndarray:
-    x, thr = inputs[0], inputs[1]
-    y = count_thresholds(x, thr, channel_axis=-1) + int(node.attr("ActVal"))
-    if node.attr("outputDataType") == "BIPOLAR":
-        y = 2 * y - 1
-    return y
+    return threshold_output(node, inputs[0], inputs[1])

@@ -21,11 +21,12 @@ from typing import Iterator
 
 import numpy as np
 
+from sim.bitconv import pack_pixels, row_tiles, weight_words
 from sim.bundle import Node
 from sim.datatypes import dtype
-from sim.exact import matmul_int
+from sim.exact import packed_matches
 from sim.kernels import register
-from sim.kernels.upsample import upsample
+from sim.kernels.upsample import bilinear_gain, upsample
 
 FACTOR = 2
 TAPS = 9
@@ -44,44 +45,57 @@ def check_dilations(dilations: list[int], h: int, w: int) -> None:
             )
 
 
-def branch_accumulators(x: np.ndarray, weights: np.ndarray,
-                        dilations: list[int]) -> Iterator[np.ndarray]:
-    """Each branch's ``acc`` (N, H, W, Cout) int64 of -1/+1 ``x`` (N, H, W, Cin), -1 padding,
-    one branch at a time."""
-    x = np.asarray(x, dtype=np.int8)  # +-1: the windows stay small
-    weights = np.asarray(weights, dtype=np.int8)
-    n, h, w, cin = x.shape
+def _check_weights(x: np.ndarray, weights: np.ndarray, dilations: list[int]) -> None:
     k_branches, cout = weights.shape[:2]
-    if weights.shape != (k_branches, cout, cin, 3, 3) or k_branches != len(dilations):
+    if weights.shape != (k_branches, cout, x.shape[-1], 3, 3) or k_branches != len(dilations):
         raise ValueError(
             f"weights have shape {weights.shape}, expected (K, Cout, Cin, 3, 3) with "
-            f"K={len(dilations)}, Cin={cin}"
+            f"K={len(dilations)}, Cin={x.shape[-1]}"
         )
+
+
+def branch_accumulators(x: np.ndarray, weights: np.ndarray,
+                        dilations: list[int]) -> Iterator[np.ndarray]:
+    """Each branch's ``acc`` (N, H, W, Cout) int32 of -1/+1 ``x`` (N, H, W, Cin), -1 padding,
+    one branch at a time: XNOR popcounts over packed windows (``acc = 2 * matches - 9 Cin``),
+    -1 padding being the bit 0 of the packed map's zero bytes."""
+    weights = np.asarray(weights)
+    _check_weights(x, weights, dilations)
+    n, h, w, cin = x.shape
     dmax = max(dilations)
-    xpad = np.pad(x, ((0, 0), (dmax, dmax), (dmax, dmax), (0, 0)), constant_values=-1)
+    packed = pack_pixels(np.asarray(x) > 0)
+    packed = np.pad(packed, ((0, 0), (dmax, dmax), (dmax, dmax), (0, 0)))
+    k_bits = TAPS * cin
     for k, d in enumerate(dilations):
-        windows = [
-            xpad[:, dmax + (a - 1) * d: dmax + (a - 1) * d + h,
-                 dmax + (b - 1) * d: dmax + (b - 1) * d + w, :]
-            for a in range(3) for b in range(3)
-        ]
-        cols = np.concatenate(windows, axis=-1).reshape(-1, TAPS * cin)
         # (Cout, Cin, 3, 3) -> (3, 3, Cin, Cout) -> (9 Cin, Cout), taps in the windows' order
-        wmat = weights[k].transpose(2, 3, 1, 0).reshape(TAPS * cin, cout)
-        yield matmul_int(cols, wmat).reshape(n, h, w, cout)
+        w_bits = (weights[k].transpose(2, 3, 1, 0).reshape(k_bits, -1) > 0).astype(np.uint8)
+        ww = weight_words(w_bits, TAPS, cin)
+        # the dilation-d windows of the map padded by d sit inside the one padded by dmax
+        part = packed[:, dmax - d : dmax + h + d, dmax - d : dmax + w + d]
+        acc = np.empty((n * h * w, ww.shape[0]), dtype=np.int32)
+        for start, rows in row_tiles(part, (3, 3), (1, 1), (d, d)):
+            matches = packed_matches(rows, ww, k_bits)
+            acc[start * w : start * w + rows.shape[0]] = 2 * matches - k_bits
+        yield acc.reshape(n, h, w, -1)
 
 
 def branch_sum(x: np.ndarray, weights: np.ndarray, gains: np.ndarray,
                dilations: list[int]) -> np.ndarray:
-    """The integer branch sum ``S`` (N, H, W, Cout) before upsampling."""
+    """The integer branch sum ``S`` (N, H, W, Cout) before upsampling: int32 where the bound
+    ``sum_k max_c G[k, c] * 9 Cin`` times the bilinear gain fits, else int64."""
     gains = np.asarray(gains, dtype=np.int64)
     expected = (len(dilations), np.asarray(weights).shape[1])
     if gains.shape != expected:
         raise ValueError(f"gains have shape {gains.shape}, expected (K, Cout) = {expected}")
+    bound = int(gains.max(initial=0)) * len(dilations) * TAPS * np.shape(x)[-1]
+    wide = np.int32 if bound * bilinear_gain(FACTOR) < 1 << 31 else np.int64
     total = None
     for k, acc in enumerate(branch_accumulators(x, weights, dilations)):
-        acc *= gains[k]
-        total = acc if total is None else total + acc
+        term = acc.astype(wide, copy=False) * gains[k].astype(wide)
+        if total is None:
+            total = term
+        else:
+            total += term
     return total
 
 
@@ -89,14 +103,23 @@ def multi_branch_upsample(x: np.ndarray, weights: np.ndarray, gains: np.ndarray,
                           dilations: list[int], mode: str) -> np.ndarray:
     """The layer's output: ``S`` upsampled x2, int64 (N, 2H, 2W, Cout)."""
     x = np.asarray(x)
-    if x.size and not np.isin(x, (-1, 1)).all():
+    if not _all_signs(x):
         raise ValueError("input must hold -1/+1 values")
-    if np.asarray(weights).size and not np.isin(weights, (-1, 1)).all():
+    if not _all_signs(np.asarray(weights)):
         raise ValueError("weights must hold -1/+1 values")
     if np.asarray(gains).size and np.asarray(gains).min() < 0:
         raise ValueError("gains must be nonnegative")
     check_dilations(dilations, x.shape[1], x.shape[2])
     return upsample(branch_sum(x, weights, gains, dilations), FACTOR, mode)
+
+
+def _all_signs(a: np.ndarray) -> bool:
+    """Every value is -1 or +1 (true for an empty array)."""
+    if not a.size:
+        return True
+    if a.dtype.kind not in "iu":
+        return bool(np.isin(a, (-1, 1)).all())
+    return int(a.min()) >= -1 and int(a.max()) <= 1 and np.count_nonzero(a) == a.size
 
 
 @register("MultiBranchUpsample")

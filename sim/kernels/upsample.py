@@ -53,14 +53,60 @@ def nearest(x: np.ndarray, factor: int) -> np.ndarray:
 
 
 def bilinear_sum(x: np.ndarray, factor: int) -> np.ndarray:
-    """``x``: integer (N, H, W, C) -> the unnormalized integer bilinear sum, int64."""
-    x = np.asarray(x, dtype=np.int64)
-    rows = axis_taps(x.shape[1], factor)
-    cols = axis_taps(x.shape[2], factor)
-    vert = (rows.w_first[None, :, None, None] * x[:, rows.first]
-            + rows.w_second[None, :, None, None] * x[:, rows.second])
-    return (cols.w_first[None, None, :, None] * vert[:, :, cols.first]
-            + cols.w_second[None, None, :, None] * vert[:, :, cols.second])
+    """``x``: integer (N, H, W, C) -> the unnormalized integer bilinear sum, in ``x``'s type
+    when it is int32 or int64 (the caller bounds it: ``(2F)^2 max|x|``), else int64."""
+    x = np.asarray(x)
+    if x.dtype not in (np.int32, np.int64):
+        x = x.astype(np.int64)
+    return _axis_sum(_axis_sum(x, factor, 1), factor, 2)
+
+
+def _axis_sum(x: np.ndarray, factor: int, axis: int) -> np.ndarray:
+    """Bilinear taps along one axis (the rule of :func:`axis_taps`), one output phase
+    ``p = o mod F`` at a time. With ``off = 2p + 1 - F``, output ``F i + p`` reads rows i and
+    i + 1 with weights ``2F - off``, ``off`` (off >= 0), or rows i - 1 and i with weights
+    ``-off``, ``2F + off``, indices clamped to the axis: every phase is two shifted reads of
+    the input times a weight (each weighted copy made once), no gather."""
+    n = x.shape[axis]
+
+    def along(a: np.ndarray, index: slice) -> np.ndarray:
+        sl = [slice(None)] * a.ndim
+        sl[axis] = index
+        return a[tuple(sl)]
+
+    weighted: dict[int, np.ndarray] = {}
+
+    def times(weight: int) -> np.ndarray:
+        if weight not in weighted:
+            weighted[weight] = x if weight == 1 else x * x.dtype.type(weight)
+        return weighted[weight]
+
+    def parts(by: int) -> list[tuple[slice, slice]]:
+        """(output slice, input slice) pairs reading ``x`` at ``clamp(i + by)``."""
+        if by == 0 or n == 1:
+            return [(slice(None), slice(None))]
+        if by < 0:
+            return [(slice(1, None), slice(0, n - 1)), (slice(0, 1), slice(0, 1))]
+        return [(slice(0, n - 1), slice(1, None)), (slice(n - 1, None), slice(n - 1, None))]
+
+    shape = list(x.shape)
+    shape[axis] = n * factor
+    out = np.empty(shape, dtype=x.dtype)
+    for phase in range(factor):
+        off = 2 * phase + 1 - factor
+        taps = ((0, 2 * factor - off), (1, off)) if off >= 0 else ((-1, -off), (0, 2 * factor + off))
+        target = along(out, slice(phase, None, factor))
+        for j, (by, weight) in enumerate(taps):
+            if weight == 0:
+                continue
+            source = times(weight)
+            for t_slice, s_slice in parts(by):
+                t, v = along(target, t_slice), along(source, s_slice)
+                if j == 0:
+                    np.copyto(t, v)
+                else:
+                    t += v
+    return out
 
 
 def upsample(x: np.ndarray, factor: int, mode: str) -> np.ndarray:

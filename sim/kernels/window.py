@@ -17,7 +17,6 @@ fmpadding_pixel.py, pool.py, globalaccpool.py, upsampler.py):
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from sim.bundle import Node, SimError
 from sim.datatypes import as_int64, dtype
@@ -39,20 +38,34 @@ def conv_out_dim(size: int, k: int, stride: int, pad: int = 0, dilation: int = 1
 
 
 def sliding_window(
-    x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int]
+    x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int],
+    row_bytes_multiple: int = 1,
 ) -> np.ndarray:
-    """(N, H, W, C) -> (N, OH, OW, kh*kw*C), window elements in (ky, kx, c) order."""
+    """(N, H, W, C) -> (N, OH, OW, kh*kw*C), window elements in (ky, kx, c) order.
+
+    With ``row_bytes_multiple`` m > 1 (uint8 input) each window row is followed by zero bytes
+    up to a multiple of m bytes: (N, OH, OW, row bytes)."""
     n, h, w, c = x.shape
     (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
     oh, ow = conv_out_dim(h, kh, sh, 0, dh), conv_out_dim(w, kw, sw, 0, dw)
     if oh <= 0 or ow <= 0:
         raise ValueError(f"window {kernel} (dilation {dilation}) larger than the {h}x{w} map")
-    # (n, h', w', c, eh, ew) view of every extent, then stride and dilation by slicing;
-    # one contiguous copy in (ky, kx, c) order
-    view = sliding_window_view(x, (dh * (kh - 1) + 1, dw * (kw - 1) + 1), axis=(1, 2))
-    view = view[:, : (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw, :, ::dh, ::dw]
-    out = np.ascontiguousarray(view.transpose(0, 1, 2, 4, 5, 3))
-    return out.reshape(n, oh, ow, kh * kw * c)
+    # A pixel's C elements as one opaque element: each tap is then one strided copy of
+    # whole pixels (long inner loops), written into its place in every window row.
+    pixel = np.dtype((np.void, c * x.dtype.itemsize))
+    src = np.ascontiguousarray(x).view(pixel)[..., 0]  # (N, H, W)
+    width = kh * kw * c
+    if row_bytes_multiple > 1:
+        width = -(-width // row_bytes_multiple) * row_bytes_multiple
+    out = np.zeros((n, oh, ow, width), dtype=x.dtype) if width != kh * kw * c else \
+        np.empty((n, oh, ow, width), dtype=x.dtype)
+    taps = out[..., : kh * kw * c].view(pixel)  # (N, OH, OW, kh*kw)
+    for ky in range(kh):
+        for kx in range(kw):
+            y0, x0 = ky * dh, kx * dw
+            taps[..., ky * kw + kx] = src[:, y0 : y0 + (oh - 1) * sh + 1 : sh,
+                                          x0 : x0 + (ow - 1) * sw + 1 : sw]
+    return out
 
 
 def check_window_input(node: Node, x: np.ndarray) -> None:
