@@ -21,7 +21,7 @@ from brevitas_models.configs import CONFIGS, build_config, get_config
 from brevitas_models.errors import ModelError
 from brevitas_models.evaluation import evaluate_dataset, format_metrics, open_dataset
 from brevitas_models.train import class_weights, load_checkpoint, save_checkpoint
-from brevitas_models.trainer import SCHEDULES, FitOptions, distributed, fit
+from brevitas_models.trainer import SCHEDULES, FitOptions, distributed, fit, init_from_twin
 
 CONFIG_HELP = f"configuration: {', '.join(CONFIGS)}"
 
@@ -54,11 +54,19 @@ def _train(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)
     model = build_config(args.config, binary=not args.twin)
     teacher = None
-    if args.distill:
-        teacher, _ = load_config_model(args.distill, args.config)
-        if getattr(teacher, "binary", True):
-            raise ModelError(f"--distill {args.distill}: the teacher must be the full-precision "
-                             "twin (train it with --twin)")
+    for option, path in (("--distill", args.distill), ("--init-from", args.init_from)):
+        if path is None:
+            continue
+        twin, _ = load_config_model(path, args.config)
+        if getattr(twin, "binary", True) or args.twin:
+            raise ModelError(f"{option} {path}: takes the trained full-precision twin (train it "
+                             "with --twin) for a binary network")
+        if option == "--distill":
+            teacher = twin
+        else:
+            with torch.no_grad():  # Brevitas sets its weight scales in a first forward
+                model.eval()(train_set[0][0][None])
+            init_from_twin(model, twin)
     labels = getattr(train_set, "labels", None)
     weights = (class_weights(labels, config.num_classes, 0.5)
                if labels is not None and config.num_classes > 2 else None)
@@ -75,7 +83,7 @@ def _train(args: argparse.Namespace) -> int:
         return 0
     meta = {"name": model.name, "config": args.config, "binary": not args.twin,
             "width": config.width, "num_classes": config.num_classes, "dataset": dataset_name,
-            "fit": asdict(options), "distill_from": args.distill, "steps_done": result.step,
+            "fit": asdict(options), "distill_from": args.distill, "init_from": args.init_from, "steps_done": result.step,
             "world_size": result.world_size, "ranks_in_step": result.ranks_in_step,
             "train_seconds": time.perf_counter() - start}
     if result.stopped:
@@ -166,6 +174,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float, default=5e-3, help="Adam, cosine decay (5e-3)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--twin", action="store_true", help="train the full-precision twin")
+    t.add_argument("--init-from", metavar="TWIN_CHECKPOINT",
+                   help="start from this trained twin's weights (two-stage training)")
     t.add_argument("--distill", metavar="TWIN_CHECKPOINT",
                    help="distil from this trained twin (its soft outputs as a second target)")
     t.add_argument("--distill-weight", type=float, default=0.5, help="w of the KL term (0.5)")
