@@ -28,7 +28,7 @@ ablation: setup
 
 # Op counts of the paper-scale configurations into brevitas_models/README.md (~3 min)
 opcount-table: setup
-	$(PY) -m brevitas_models.opcount_table --readme brevitas_models/README.md
+	$(PY) -m brevitas_models opcount --readme brevitas_models/README.md
 
 test: setup
 	$(PY) -m pytest -q -n 2 -m "not slow"

@@ -19,22 +19,10 @@ import torch
 from brevitas_models.data.synthetic import NUM_CLASSES
 from brevitas_models.nets import build
 from brevitas_models.train import TrainConfig, class_weights, evaluate, synthetic_splits
-from brevitas_models.trainer import FitOptions, fit
+from brevitas_models.trainer import FitOptions, fit, init_from_twin
 
 
 VARIANTS = ("binary", "distilled", "twin_init", "twin_init_distilled")
-
-
-def init_from_twin(student: torch.nn.Module, twin: torch.nn.Module) -> int:
-    """Stage two starts from the trained twin: copy every tensor whose name and shape match
-    (convs, batch norms, MBU gates; the twin's ``head.*`` is the student's ``head.conv.*``);
-    returns how many were copied."""
-    source = {k.replace("head.", "head.conv.", 1) if k.startswith("head.") else k: v
-              for k, v in twin.state_dict().items()}
-    target = student.state_dict()
-    copied = {k: v for k, v in source.items() if k in target and target[k].shape == v.shape}
-    student.load_state_dict({**target, **copied})
-    return len(copied)
 
 
 def run(out: Path, seeds: list[int], weight: float, temperature: float, schedule: str,

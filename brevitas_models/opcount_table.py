@@ -1,7 +1,6 @@
 """The op-count table of the paper-scale configurations, written into a README.
 
-``python -m brevitas_models.opcount_table --readme brevitas_models/README.md`` (``make
-opcount-table``) counts ``seg-r18-cityscapes``, ``road-r18-kitti`` and ``sod-r18-ecssd`` at
+``bnn-models opcount --readme brevitas_models/README.md`` (``make opcount-table``) counts ``seg-r18-cityscapes``, ``road-r18-kitti`` and ``sod-r18-ecssd`` at
 their input sizes (``opcount.count_ops``: BOPs, FLOPs, OPs = BOPs/64 + FLOPs, 8-bit layers as
 FLOPs) and replaces the text between ``<!-- opcount-table:begin -->`` and
 ``<!-- opcount-table:end -->`` with one table per configuration, its rows grouped by module.
@@ -9,12 +8,8 @@ FLOPs) and replaces the text between ``<!-- opcount-table:begin -->`` and
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 from typing import Sequence
-
-import torch
 
 from brevitas_models.configs import build_config, get_config
 from brevitas_models.errors import ModelError
@@ -68,21 +63,3 @@ def write(readme: Path, names: Sequence[str] = CONFIG_NAMES) -> str:
     _, tail = rest.split(END, 1)
     readme.write_text(f"{head}{BEGIN}\n{tables}\n{END}{tail}")
     return tables
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--readme", default="brevitas_models/README.md")
-    p.add_argument("--threads", type=int, default=2)
-    args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    try:
-        print(write(Path(args.readme)))
-    except (ModelError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

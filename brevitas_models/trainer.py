@@ -15,6 +15,8 @@ decay, class-weighted cross entropy ignoring 255):
   batches of the interrupted epoch that were already used, so a resumed run takes the same
   steps as an uninterrupted one. ``stop_at`` ends the run after that step (as a preempted
   job would), with its state saved.
+* Two-stage training: ``init_from_twin(student, twin)`` starts the binary network from the
+  trained full-precision twin's weights (stage one trains the twin).
 * Distillation: ``teacher`` (the full-precision twin, frozen) gives soft targets; the loss is
   ``(1 - w) CE + w T^2 KL(softmax(t / T) || softmax(s / T))`` per pixel, with ``w`` either
   constant or decaying linearly to 0 over the run (``distill_schedule``).
@@ -203,3 +205,15 @@ def fit(model: nn.Module, dataset: Dataset, options: FitOptions, *,
         in_step = all(s == sums[0] for s in sums)
     model.eval()
     return FitResult(losses, step, world, in_step, stopped=step < total)
+
+
+def init_from_twin(student: torch.nn.Module, twin: torch.nn.Module) -> int:
+    """Stage two starts from the trained twin: copy every tensor whose name and shape match
+    (convs, batch norms, MBU gates; the twin's ``head.*`` is the student's ``head.conv.*``);
+    returns how many were copied."""
+    source = {k.replace("head.", "head.conv.", 1) if k.startswith("head.") else k: v
+              for k, v in twin.state_dict().items()}
+    target = student.state_dict()
+    copied = {k: v for k, v in source.items() if k in target and target[k].shape == v.shape}
+    student.load_state_dict({**target, **copied})
+    return len(copied)

@@ -113,3 +113,25 @@ def test_bad_input_is_one_line(tmp_path, capsys):
     bad = save_checkpoint(tmp_path / "bad.pt", other, {"name": "seg-r18-tiny", "config": "seg-r18-tiny",
                                                       "binary": True})
     assert "does not fit network" in one_error_line(capsys, ["evaluate", str(bad)])
+    binary = build_config("seg-r18-tiny").eval()
+    with torch.no_grad():
+        binary(torch.zeros(1, 3, 64, 64))
+    ckpt = save_checkpoint(tmp_path / "binary.pt", binary, {"name": binary.name, "binary": True,
+                                                            "config": "seg-r18-tiny"})
+    assert "takes the trained full-precision twin" in one_error_line(
+        capsys, ["train", *TINY, "--steps", "1", "--init-from", str(ckpt)])
+
+
+def test_opcount_table_replaces_its_readme_section(tmp_path):
+    from brevitas_models.errors import ModelError
+    from brevitas_models.opcount_table import BEGIN, END, write
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\n{BEGIN}\nold\n{END}\n\nafter\n")
+    write(readme, ("seg-r18-tiny",))
+    text = readme.read_text()
+    assert "old" not in text and text.endswith(f"{END}\n\nafter\n")
+    assert "**seg-r18-tiny** at 64x64" in text and "| total |" in text
+    readme.write_text("no section")
+    with pytest.raises(ModelError, match="no <!-- opcount-table:begin -->"):
+        write(readme, ("seg-r18-tiny",))
