@@ -1,10 +1,11 @@
 """C simulation of our layers: render their HLS and one testbench, compile it with g++ (a
-translation unit per layer, in parallel, linked into one binary), run each layer on integers
+translation unit per CPU, in parallel, linked into one binary), run each layer on integers
 written from numpy, compare every output integer with the expected values (the layer's sim
 kernel)."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,8 +64,9 @@ def _ports(layer: HwgenHLSBackend, output: bool) -> list[dict]:
 
 
 def testbench_sources(cases: list[LayerCase]) -> dict[str, str]:
-    """The layers' headers, their top functions (as includes), one testbench translation unit
-    per layer (``run_<top>.cpp``) and ``tb.cpp``, the main function."""
+    """The layers' headers, their top functions (as includes), the testbench's translation
+    units ``run_part<i>.cpp`` (one per CPU at most, the layers dealt among them) and ``tb.cpp``,
+    the main function."""
     sources: dict[str, str] = {}
     layers = []
     for case in cases:
@@ -77,8 +79,12 @@ def testbench_sources(cases: list[LayerCase]) -> dict[str, str]:
             "inputs": _ports(case.layer, False), "outputs": _ports(case.layer, True),
             "frames": int(np.asarray(case.inputs[0]).shape[0]),
         })
-    for layer in layers:  # one translation unit per layer: g++ compiles them in parallel
-        sources[f"run_{layer['top']}.cpp"] = render("layer_tb.cpp.j2", layers=[layer], main=False)
+    # as many translation units as g++ processes run in parallel, the layers dealt among them
+    # (each unit parses ap_int once)
+    units = min(len(layers), os.cpu_count() or 1)
+    for i in range(units):
+        sources[f"run_part{i}.cpp"] = render("layer_tb.cpp.j2", layers=layers[i::units],
+                                             main=False)
     sources["tb.cpp"] = render("layer_tb.cpp.j2", layers=layers, main=True)
     return sources
 
