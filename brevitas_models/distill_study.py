@@ -26,13 +26,13 @@ VARIANTS = ("binary", "distilled", "twin_init", "twin_init_distilled")
 
 
 def run(out: Path, seeds: list[int], weight: float, temperature: float, schedule: str,
-        variants: tuple[str, ...] = VARIANTS[:2]) -> dict:
+        variants: tuple[str, ...] = VARIANTS[:2], student_lr: float | None = None) -> dict:
     config = TrainConfig()
     torch.set_num_threads(config.threads)
     train_set, val_set = synthetic_splits(config)
     weights = class_weights(train_set.labels, NUM_CLASSES, config.class_weight_power)
     steps = config.epochs * (config.train_size // config.batch_size)
-    results: dict = {"weight": weight, "temperature": temperature, "schedule": schedule,
+    results: dict = {"student_lr": student_lr, "weight": weight, "temperature": temperature, "schedule": schedule,
                      "steps": steps, "seeds": {}}
     for seed in seeds:
         row = {}
@@ -50,7 +50,8 @@ def run(out: Path, seeds: list[int], weight: float, temperature: float, schedule
                 with torch.no_grad():  # Brevitas sets its weight scales in a first forward
                     student.eval()(train_set[0][0][None])
                 init_from_twin(student, twin)
-            fit(student, train_set, FitOptions(**{**options.__dict__, "distill_weight": w,
+            lr = options.lr if student_lr is None else student_lr
+            fit(student, train_set, FitOptions(**{**options.__dict__, "distill_weight": w, "lr": lr,
                                                   "distill_temperature": temperature,
                                                   "distill_schedule": schedule}),
                 weights=weights, teacher=twin if w else None)
@@ -70,8 +71,10 @@ def main() -> None:
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--schedule", default="decay")
     p.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS[:2]))
+    p.add_argument("--student-lr", type=float, help="the binary network's learning rate "
+                   "(default: TrainConfig's)")
     a = p.parse_args()
-    run(Path(a.out), a.seeds, a.weight, a.temperature, a.schedule, tuple(a.variants))
+    run(Path(a.out), a.seeds, a.weight, a.temperature, a.schedule, tuple(a.variants), a.student_lr)
 
 
 if __name__ == "__main__":
