@@ -22,20 +22,22 @@ from hw_gen.errors import HwGenError
 SOURCE_SUFFIXES = (".cpp", ".hpp", ".h", ".v", ".sv", ".vh", ".tcl", ".dat")
 
 
-def generate_ip_sources(model: ModelWrapper, fpgapart: str, clk_ns: float, ip_dir: Path) -> dict:
-    """Generate every hardware layer's sources into ``ip_dir/<node>``; returns node -> files."""
+def generate_ip_sources(model: ModelWrapper, fpgapart: str, clk_ns: float, ip_dir: Path,
+                        rtl_only: bool = False) -> dict:
+    """Generate every hardware layer's sources (only the RTL layers' with ``rtl_only``) into
+    ``ip_dir/<node>``; returns node -> files."""
     generated: dict = {}
     with fast_hex_packing():
         for node in model.graph.node:
-            _generate(node, model, fpgapart, clk_ns, ip_dir, generated)
+            _generate(node, model, fpgapart, clk_ns, ip_dir, generated, rtl_only)
     return generated
 
 
 def _generate(node, model: ModelWrapper, fpgapart: str, clk_ns: float, ip_dir: Path,
-              generated: dict) -> None:
+              generated: dict, rtl_only: bool = False) -> None:
     from finn.util.fpgadataflow import is_hls_node, is_rtl_node
 
-    if not (is_hls_node(node) or is_rtl_node(node)):
+    if not (is_rtl_node(node) or (is_hls_node(node) and not rtl_only)):
         return
     inst = getCustomOp(node)
     folder = (ip_dir / node.name).resolve()

@@ -57,6 +57,9 @@ class LoweringContext:
     clk_ns: float = 10.0
     target_fps: float | None = None
     folding_config: str | None = None
+    board: str | None = None  # fold to this board's resources (hw_gen.hwmodel.fold_search)
+    fit: float = 0.8
+    strict_fps: bool = False
     facts: dict[str, Any] = field(default_factory=dict)
 
 
@@ -289,7 +292,8 @@ def specialize(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
 
 
 def fold(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
-    return apply_folding(model, ctx.target_fps, ctx.clk_ns, ctx.folding_config)
+    return apply_folding(model, ctx.target_fps, ctx.clk_ns, ctx.folding_config, ctx.board,
+                         ctx.fit, ctx.strict_fps, ctx.facts)
 
 
 def _keep_float_thresholds_in_software(model: ModelWrapper, hide: bool) -> ModelWrapper:

@@ -17,6 +17,10 @@ from pathlib import Path
 from hw_gen.errors import HwGenError
 
 TOP = "layer"  # the canonical top-module name every layer is compiled under
+# FINN's FIFO wrapper instantiates its queue-based gauge only under `FINN_SIMULATION` (FINN's
+# simulator-based FIFO sizing); we simulate the synthesizable fifo.sv and leave the gauge out
+# (Verilator 5.006 does not parse it).
+SIMULATION_ONLY = {"fifo_gauge.sv"}
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,8 @@ def describe_layer(node, ip_dir: Path, top: str = TOP) -> RtlLayer:
     sources: dict[str, str] = {}
     for file in inst.get_rtl_file_list(abspath=True):
         path = Path(file)
+        if path.name in SIMULATION_ONLY:
+            continue
         if not path.is_file():
             raise HwGenError(f"{node.name}: FINN names {path}, which does not exist")
         text = path.read_text()

@@ -41,8 +41,23 @@ RUNTIME_OBJECTS = ("verilated.o", "verilated_threads.o")
 _UNPACKED_STRUCT = re.compile(r"\btypedef\s+struct\s*\{")
 
 
+# It also miscounts an unpacked-array concatenation with a slice (fifo.sv's shift register
+# `A <= { idat, A[0:DEPTH_IMPL-2] }`: "Assignment pattern missed initializing elements"); the
+# same shift written element by element.
+_SHIFT_REGISTER = ("A <= { idat, A[0:DEPTH_IMPL-2] };",
+                   "begin A[0] <= idat; for(int unsigned i = 1; i < DEPTH_IMPL; i++) "
+                   "A[i] <= A[i-1]; end")
+
+
+# And it does not evaluate recursive constant functions (vpc.sv's gcd): Euclid as a loop.
+_RECURSIVE_GCD = ("return (b == 0)? a : gcd(b, a % b);",
+                  "while(b != 0) begin automatic int unsigned t = a % b; a = b; b = t; end "
+                  "return a;")
+
+
 def work_around_verilator(text: str) -> str:
-    return _UNPACKED_STRUCT.sub("typedef struct packed {", text)
+    text = _UNPACKED_STRUCT.sub("typedef struct packed {", text)
+    return text.replace(*_SHIFT_REGISTER).replace(*_RECURSIVE_GCD)
 
 
 class VerilatorError(HwGenError):
@@ -81,7 +96,8 @@ def lint_config() -> str:
 
 def model_key(exe: str, vendor: dict[str, str], ours: dict[str, str], top: str) -> str:
     h = hashlib.sha256()
-    for part in (verilator_version(exe), top, *FLAGS, lint_config(), _UNPACKED_STRUCT.pattern):
+    for part in (verilator_version(exe), top, *FLAGS, lint_config(), _UNPACKED_STRUCT.pattern,
+                 *_SHIFT_REGISTER, *_RECURSIVE_GCD):
         h.update(part.encode() + b"\0")
     for group in (vendor, ours):
         for name in group:  # order matters to Verilator (packages first)
