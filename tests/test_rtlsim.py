@@ -82,7 +82,7 @@ def test_consecutive_rtl_layers_stitched(two_bit):
         swg = model.get_node_from_name(f"ConvolutionInputGenerator_rtl_{i}")
         assert chains[name]["passed"], chains[name]
         assert chains[name]["integers"] == 2 * int(np.prod(model.get_tensor_shape(swg.output[0])))
-    assert "stream widths 8 and 16 differ" in \
+    assert "2 lanes of UINT2 (8 bits) into 8 lanes of UINT2 (16 bits)" in \
         chains["FMPadding_rtl_1+ConvolutionInputGenerator_rtl_1"]["not_stitched"]
 
 

@@ -72,9 +72,11 @@ def describe_chain(model: ModelWrapper, names: list[str], ip_dir: Path) -> tuple
     layers = [describe_layer(model.get_node_from_name(n), ip_dir, f"layer{i}")
               for i, n in enumerate(names)]
     for a, b in zip(layers, layers[1:]):
-        if a.out.bits != b.inp.bits:
-            raise StitchError(f"{a.name} -> {b.name}: stream widths {a.out.bits} and "
-                             f"{b.inp.bits} differ (a width converter is missing)")
+        if (a.out.lanes, a.out.dtype, a.out.bits) != (b.inp.lanes, b.inp.dtype, b.inp.bits):
+            # equal padded widths are not enough: 2 and 4 binary lanes both travel in 8 bits
+            raise StitchError(f"{a.name} -> {b.name}: {a.out.lanes} lanes of {a.out.dtype} "
+                              f"({a.out.bits} bits) into {b.inp.lanes} lanes of {b.inp.dtype} "
+                              f"({b.inp.bits} bits): a width converter is missing")
     vendor: dict[str, str] = {}
     data = {}
     stages = []
