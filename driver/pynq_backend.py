@@ -44,6 +44,19 @@ class PynqBackend:
         self._buffers: dict[str, object] = {}
         self._batch = 0
 
+    def load_weights(self, values: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+        """Write each writable layer's words to its AXI-lite memory from offset 0, as FINN's
+        own driver does."""
+        for layer in self.spec.runtime_weights:
+            words = values[layer["name"]][1]
+            if layer["axilite"] not in self.overlay.ip_dict:
+                raise DriverError(f"the overlay has no AXI-lite interface {layer['axilite']!r} "
+                                  f"(runtime weights of layer {layer['name']})")
+            ip = self.overlay
+            for part in layer["axilite"].split("/"):
+                ip = getattr(ip, part)
+            ip.mmio.write(0, words.astype(np.uint32).tobytes())
+
     def _allocate(self, n: int) -> None:
         if n == self._batch:
             return

@@ -146,5 +146,13 @@ def write_io(dataflow: Path, dest: Path, meta: dict[str, Any],
                      model.get_tensor_shape(t), folded[t])
         port.update(_software_tail(model, t))
         out_ports.append(port)
-    return {"format": "hwgen-io", "version": 1, "bundle": json_path.name,
-            "inputs": [in_port], "outputs": out_ports, **meta}
+    io = {"format": "hwgen-io", "version": 1, "bundle": json_path.name,
+          "inputs": [in_port], "outputs": out_ports, **meta}
+    from hw_gen.runtime_weights.extract import ACCEL_ONNX
+    from hw_gen.runtime_weights.mark import writable_layers
+
+    layers = writable_layers(hw_model)
+    if layers:  # what `hw-gen weights` lowers a retrained model against
+        hw_model.save(str(dest / ACCEL_ONNX))
+        io["runtime_weights"] = layers
+    return io
