@@ -70,6 +70,12 @@ def test_retrained_weights_reproduce_model_b(built):
         assert w[layer["name"]].shape == tuple(layer["shape"])
 
 
+def _scale_bias(pkg):
+    port = next(p for p in json.loads((pkg / "io.json").read_text())["outputs"]
+                if p["kind"] == "scores")
+    return np.asarray(port["scale"], np.float32), np.asarray(port["bias"], np.float32)
+
+
 def test_refusals_name_the_layer(built):
     work, _, pkg = built
     other_bn = export(_net(7, bn_seed=11), SHAPE, work / "bn.onnx")
@@ -92,8 +98,22 @@ def test_driver_refuses_foreign_weights(built, tmp_path):
         acc.load_weights(tmp_path / "missing.npz")
 
 
-def test_weights_cli(built, tmp_path):
+def test_shell_entries(built, tmp_path):
     work, model_a, pkg = built
+    model_b = export(_net(7), SHAPE, tmp_path / "b.onnx")
+    run = subprocess.run([sys.executable, "-m", "hw_gen.cli", "weights", str(model_b),
+                          "--package", str(pkg), "-o", str(tmp_path / "b.npz")],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    images = _images(2, seed=4)
+    np.save(tmp_path / "x.npy", images)
+    run = subprocess.run([sys.executable, "-m", "driver", str(pkg), "--input",
+                          str(tmp_path / "x.npy"), "--output", str(tmp_path / "y.npy"),
+                          "--backend", "sim", "--weights", str(tmp_path / "b.npz")],
+                         capture_output=True, text=True, cwd=pkg)
+    assert run.returncode == 0, run.stderr
+    _, labels = expected_outputs(qonnx_logits(model_b, images), *_scale_bias(pkg))
+    assert np.array_equal(np.load(tmp_path / "y.npy"), labels)
     run = subprocess.run([sys.executable, "-m", "hw_gen.cli", "weights", str(model_a),
                           "--package", str(work / "nothing"), "-o", str(tmp_path / "w.npz")],
                          capture_output=True, text=True)
