@@ -188,3 +188,41 @@ def test_without_verilator_the_step_is_skipped(two_bit, monkeypatch):
     step = run_step(folder / "build", _state(folder))
     assert step.status == "skipped"
     assert "verilator is not on PATH" in step.details and "8 RTL layers" in step.details
+
+
+def test_fifo_graph_fifos_converters_and_stitched_depths(two_bit):
+    """The fifo step's graph: every FIFO and width converter Verilator compiles equals sim; the
+    chains stitched there carry the depths the fifo step chose (FINN's sizing file)."""
+    folder, result = two_bit
+    fifo = result.step("rtlsim").extra["fifo_graph"]
+    depths = json.loads((folder / "build" / "report" / "fifo_depths.json").read_text())
+    chosen = depths["fifo_depths"]
+    assert fifo["layers"] and all(layer["passed"] for layer in fifo["layers"].values())
+    kinds = {layer["op_type"] for layer in fifo["layers"].values()}
+    assert kinds == {"StreamingFIFO_rtl", "StreamingDataWidthConverter_rtl"}
+    for name, reason in fifo["not_simulated"].items():
+        assert name.startswith("StreamingFIFO_rtl_") and "verilator" in reason
+    stitched = [c for c in fifo["chains"].values() if "passed" in c]
+    assert any(len(c["stages"]) >= 5 for c in stitched)
+    for chain in stitched:
+        assert chain["passed"] and chain["integers"] > 0
+        for stage in chain["stages"]:
+            if stage["op_type"] == "StreamingFIFO_rtl":
+                assert stage["depth"] == chosen[stage["layer"]]
+
+
+@pytest.mark.slow
+def test_demo_network_every_rtl_layer_equals_sim(tmp_path):
+    """The demo network (small width and image): 21 RTL layers and their FIFO'd graph."""
+    from brevitas_models.nets import build as build_network
+    from test_mbu_network import randomized
+
+    net = randomized(build_network("demo", width=4), 3)
+    path = export_qonnx(net, pixels((1, 3, 16, 16)), tmp_path / "demo.onnx")
+    np.save(tmp_path / "x.npy", pixels((1, 3, 16, 16), seed=4).numpy())
+    result = build(path, tmp_path / "build", input_npy=tmp_path / "x.npy", stop_after="rtlsim")
+    step = result.step("rtlsim")
+    assert step.status == "pass", step.details
+    layers = step.extra["layers"]
+    assert len(layers) == 21 and all(layer["passed"] for layer in layers.values())
+    assert {layer["op_type"] for layer in layers.values()} == set(RTL_OPS)
