@@ -8,22 +8,16 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 
 from board.reference import expected_outputs
 from driver import Accelerator, DriverError
-from driver_nets import TwoBitNet, build_and_deploy, export, qonnx_logits
+from driver_nets import RUNTIME_WEIGHTS_SIZE as SIZE
+from driver_nets import build_and_deploy, export, qonnx_logits
+from driver_nets import retrained_two_bit as _net
 from hw_gen.errors import HwGenError
 from hw_gen.runtime_weights import export_weights
-from lowering_nets import randomize_bn
 
-SIZE = 8
 SHAPE = (1, 3, SIZE, SIZE)
-
-
-def _net(conv_seed: int, bn_seed: int = 3, channels: int = 4) -> torch.nn.Module:
-    torch.manual_seed(conv_seed)
-    return randomize_bn(TwoBitNet(channels=channels, classes=5), seed=bn_seed)
 
 
 @pytest.fixture(scope="module")

@@ -34,15 +34,19 @@ def _is_hw(node) -> bool:
     return is_fpgadataflow_node(node)
 
 
+def _candidates(model: ModelWrapper):
+    """(node, kind, FINN instance) of every hardware MVAU and thresholding layer."""
+    for node in model.graph.node:
+        kind = layer_kind(node.op_type)
+        if kind is not None and _is_hw(node):
+            yield node, kind, getCustomOp(node)
+
+
 def mark_writable(model: ModelWrapper) -> list[str]:
     """Make every MVAU's weights and every thresholding layer's thresholds runtime-writable
     (in place); returns the layers' names."""
     names = []
-    for node in model.graph.node:
-        kind = layer_kind(node.op_type)
-        if kind is None or not _is_hw(node):
-            continue
-        inst = getCustomOp(node)
+    for node, _, inst in _candidates(model):
         if "mem_mode" in inst.get_nodeattr_types():
             inst.set_nodeattr("mem_mode", "internal_decoupled")
         inst.set_nodeattr("runtime_writeable_weights", 1)
@@ -53,11 +57,7 @@ def mark_writable(model: ModelWrapper) -> list[str]:
 def writable_layers(model: ModelWrapper) -> list[dict[str, Any]]:
     """The runtime-writable layers of a lowered graph, in FINN's AXI-lite order."""
     layers = []
-    for node in model.graph.node:
-        kind = layer_kind(node.op_type)
-        if kind is None or not _is_hw(node):
-            continue
-        inst = getCustomOp(node)
+    for node, kind, inst in _candidates(model):
         if not inst.get_nodeattr("runtime_writeable_weights"):
             continue
         tensor = node.input[1]
