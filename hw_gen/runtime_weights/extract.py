@@ -47,8 +47,33 @@ def _lower_new(model_path: Path, io: dict, work: Path) -> ModelWrapper:
                    fold_board={"runtime_weights": True})
     if result.dataflow_path is None:
         raise HwGenError(f"{model_path}: the lowering did not finish")
-    sanitize_node_names(result.run.model)
-    return hardware_model(result.run.model)[0]
+    model = result.run.model
+    sanitize_node_names(model)
+    hw_model, outputs = hardware_model(model)
+    _compare_software(model, outputs, result.run.context.facts.get("input", {}), io, model_path)
+    return hw_model
+
+
+def _compare_software(model: ModelWrapper, outputs: list[str], input_info: dict, io: dict,
+                      model_path: Path) -> None:
+    """What the driver does in software must not change: the input quantizer, and the
+    transpose, scale and bias that turn each output's integer scores into logits."""
+    from hw_gen.deploy.iodesc import input_quant, software_tail
+
+    port = io["inputs"][0]
+    if input_quant(model, model.graph.input[0].name, input_info) != port["quant"]:
+        raise HwGenError(f"{model_path}: the input quantizer differs from the package's "
+                         f"({port['quant']}); the driver applies the built one: rebuild")
+    if len(outputs) != len(io["outputs"]):
+        raise HwGenError(f"{model_path}: another architecture: {len(outputs)} accelerator "
+                         f"outputs, the package has {len(io['outputs'])}")
+    for port, tensor in zip(io["outputs"], outputs):
+        tail = software_tail(model, tensor)
+        for key in ("kind", "perm", "scale", "bias"):
+            if tail.get(key) != port.get(key):
+                raise HwGenError(f"{model_path}: output {port['name']}: {key} {tail.get(key)} "
+                                 f"after the accelerator, the package applies {port.get(key)}; "
+                                 "rebuild the accelerator for this model")
 
 
 def _constants(model: ModelWrapper, node) -> list[tuple[str, np.ndarray | None]]:
