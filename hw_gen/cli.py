@@ -268,6 +268,8 @@ def _run_weights(args: argparse.Namespace) -> int:
 
     if not args.model.exists():
         raise HwGenError(f"{args.model}: no such model file")
+    if args.out.is_dir() or args.out.suffix != ".npz":
+        raise HwGenError(f"--out {args.out}: give a file name ending in .npz")
     path = export_weights(args.model, args.package, args.out)
     print(f"wrote {path}; load it with Accelerator(PKG).load_weights({str(path)!r})")
     return 0

@@ -114,3 +114,9 @@ def test_shell_entries(built, tmp_path):
     assert run.returncode == 2
     assert run.stderr.strip().splitlines() == [
         f"hw-gen: error: --package {work / 'nothing'}: no io.json (not a deploy package)"]
+    run = subprocess.run([sys.executable, "-m", "hw_gen.cli", "weights", str(model_a),
+                          "--package", str(pkg), "-o", str(tmp_path)],
+                         capture_output=True, text=True)
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines() == [
+        f"hw-gen: error: --out {tmp_path}: give a file name ending in .npz"]
