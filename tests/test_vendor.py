@@ -60,7 +60,7 @@ def vendor_build(request, tiny_model, tmp_path_factory):
 def _vendor_build(model, out, board):
     """hw-gen build to code generation, then its vendor steps (the steps between, e.g. RTL
     simulation, are not what these tests look at)."""
-    result = build(model, out, board=board, stop_after="codegen")
+    result = build(model, out, board=board, clk_ns=10.0, stop_after="codegen")
     assert result.passed, result.summary()
     state: dict = {}
     for step in VENDOR_STEPS:
