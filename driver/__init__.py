@@ -5,6 +5,7 @@
     acc = Accelerator("PKG", backend="sim")      # "pynq" on the board
     out = acc.execute(images)                    # uint8 N x H x W x C
     out.labels, out.scores, out.logits(), out.predicted()
+    acc.load_weights("weights.npz")              # a package built with --runtime-weights
 """
 
 from driver.accelerator import Accelerator, Output

@@ -1,4 +1,4 @@
-"""``python -m driver PACKAGE --input X.npy --output Y.npy [--backend sim]``."""
+"""``python -m driver PACKAGE --input X.npy --output Y.npy [--backend sim] [--weights W.npz]``."""
 
 from __future__ import annotations
 
@@ -25,6 +25,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="pynq (on the board, default) or sim (the same bytes through sim/)")
     p.add_argument("--timeout", type=float, default=10.0,
                    help="seconds to wait for the output DMA before giving up (default 10)")
+    p.add_argument("--weights", type=Path, default=None, metavar="WEIGHTS.npz",
+                   help="a retrained model's weights (hw-gen weights) to load first; the "
+                   "package must be built with --runtime-weights")
     args = p.parse_args(argv)
     try:
         if not args.input.exists():
@@ -34,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
         except (ValueError, OSError) as exc:
             raise DriverError(f"{args.input}: not a .npy array ({exc})") from None
         acc = Accelerator(args.package, backend=args.backend, timeout_s=args.timeout)
+        if args.weights is not None:
+            acc.load_weights(args.weights)
         out = acc.execute(images)
         result = out.labels if out.labels is not None else out.logits()
     except DriverError as exc:

@@ -107,6 +107,14 @@ class Accelerator:
                 perm = tuple(port.extra.get("perm") or range(v.ndim))
         return Output(labels, scores, scale, bias, perm)
 
+    def load_weights(self, weights: str | Path) -> None:
+        """Write a retrained model's weights and thresholds (``weights.npz`` from ``hw-gen
+        weights NEW.onnx --package PKG``) into the runtime-writable layers; nothing is
+        written unless every layer's values are there and fit the package."""
+        from driver.weights import read_weights
+
+        self.backend.load_weights(read_weights(weights, self.spec))
+
     def throughput_test(self, batch: int = 8, repeats: int = 3) -> dict[str, float]:
         """Frames/s of the accelerator alone (packed buffers in, packed buffers out) and of
         the whole ``execute`` (packing included), best of ``repeats`` runs of ``batch`` frames."""

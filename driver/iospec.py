@@ -13,7 +13,10 @@
   scores), and for scores ``perm`` (the transpose to the model's layout), ``scale`` and
   ``bias`` (per-class lists or scalars: the model's logits are ``scores * scale + bias``);
 - ``bundle``: the sim bundle of the accelerator (the simulated backend runs it);
-- ``model_sha256``, ``board``, ``clock_ns``: what was built.
+- ``model_sha256``, ``board``, ``clock_ns``: what was built;
+- ``runtime_weights`` (builds with ``--runtime-weights``): the writable layers, in FINN's
+  AXI-lite order, each ``{name, op_type, kind (weights | thresholds), tensor, shape, dtype,
+  axilite}``, ``axilite`` the overlay's AXI-lite interface of its memory.
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ class IOSpec:
     model_sha256: str
     board: str
     clock_ns: float
+    runtime_weights: tuple[dict[str, Any], ...] = ()
 
 
 def _port(entry: dict, where: str) -> Port:
@@ -99,7 +103,8 @@ def load_spec(package: str | Path) -> IOSpec:
         raise DriverError(f"{path}: {len(inputs)} inputs and {len(outputs)} outputs; the "
                           "driver takes one image input and at least one output")
     return IOSpec(path, inputs, outputs, str(data["bundle"]), str(data.get("model_sha256", "")),
-                  str(data.get("board", "")), float(data.get("clock_ns", 0.0)))
+                  str(data.get("board", "")), float(data.get("clock_ns", 0.0)),
+                  tuple(data.get("runtime_weights") or ()))
 
 
 def check_manifest(spec: IOSpec, manifest_path: Path) -> dict[str, Any]:

@@ -44,6 +44,31 @@ class PynqBackend:
         self._buffers: dict[str, object] = {}
         self._batch = 0
 
+    def load_weights(self, values: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+        """Write each writable layer's words to its AXI-lite memory from offset 0, as FINN's
+        own driver does."""
+        for layer in self.spec.runtime_weights:
+            ip = self._axilite(layer)
+            data = values[layer["name"]][1].astype("<u4").tobytes()
+            if len(data) > ip["addr_range"]:
+                raise DriverError(f"layer {layer['name']}: {len(data)} bytes of weights, its "
+                                  f"AXI-lite memory {layer['axilite']} holds {ip['addr_range']}")
+            self.pynq.MMIO(ip["phys_addr"], ip["addr_range"], device=self.device).write(0, data)
+
+    def _axilite(self, layer: dict) -> dict:
+        """The overlay's entry of a layer's AXI-lite interface: ``instance/interface``, or the
+        instance alone when it has only that interface (PYNQ's naming)."""
+        ips = self.overlay.ip_dict
+        name = layer["axilite"]
+        instance, _, interface = name.rpartition("/")
+        if name in ips:
+            return ips[name]
+        if instance in ips and ips[instance].get("mem_id") == interface:
+            return ips[instance]
+        raise DriverError(f"the overlay has no AXI-lite interface {name!r} (runtime weights of "
+                          f"layer {layer['name']}): was the bitstream built with "
+                          "--runtime-weights?")
+
     def _allocate(self, n: int) -> None:
         if n == self._batch:
             return

@@ -34,6 +34,12 @@ class SimBackend:
             if port.name not in names:
                 raise DriverError(f"{path}: the bundle has no output {port.name!r}")
 
+    def load_weights(self, values: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+        """Replace the writable layers' tensors (the AXI-lite words are the board's)."""
+        for layer in self.spec.runtime_weights:
+            old = self.bundle.initializers[layer["tensor"]]
+            self.bundle.initializers[layer["tensor"]] = values[layer["name"]][0].astype(old.dtype)
+
     def run(self, packed_inputs: list[np.ndarray], timeout_s: float) -> list[np.ndarray]:
         """Packed input frames (N, bytes) -> packed output frames (N, bytes) per output."""
         port = self.spec.inputs[0]

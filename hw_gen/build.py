@@ -106,13 +106,15 @@ def build(
     clock_mhz: float | None = None,
     fit: float = 0.8,
     strict_fps: bool = False,
+    runtime_weights: bool = False,
 ) -> BuildResult:
     """Build ``model_path`` into ``out_dir`` (see the module doc); never raises for a failing
     check, only for bad input: the result and ``OUT/verification.json`` say what failed.
     The clock is ``clk_ns`` or ``clock_mhz`` (the board's default when neither is given), as
     the shell really runs it. A ``target_fps`` is folded to the board: the best rate up to it
     whose layers use at most ``fit`` of every resource (a warning when below the target, an
-    error with ``strict_fps``)."""
+    error with ``strict_fps``). ``runtime_weights`` makes the weights and thresholds FINN can
+    write at run time writable (:mod:`hw_gen.runtime_weights`)."""
     out = Path(out_dir).resolve()
     init_finn(out / "finn_build")
     fpga = get_board(board)
@@ -125,9 +127,10 @@ def build(
     runners = {
         "lower": lambda: _lower(model_path, out, fpga.name, clk_ns, target_fps, folding_config,
                                 outputs, resume, state,
-                                {"board": fpga.name, "fit": fit, "strict_fps": strict_fps}),
+                                {"board": fpga.name, "fit": fit, "strict_fps": strict_fps,
+                                 "runtime_weights": runtime_weights}),
         "threeway": lambda: _threeway(out, model_path, torch_model, state),
-        "names": lambda: _names(out, state),
+        "names": lambda: _names(out, state, runtime_weights),
         "fifo": lambda: _fifo(out, fpga, folding_config, state),
         "estimate": lambda: _estimate(out, fpga, clk_ns, fit, state),
         "sim": lambda: _sim(out, state),
@@ -175,15 +178,20 @@ def _lower(model_path, out, board, clk_ns, target_fps, folding_config, outputs, 
     )
 
 
-def _names(out, state):
+def _names(out, state, runtime_weights=False):
     from hw_gen.layers.naming import sanitize_node_names
     from hw_gen.lowering import DATAFLOW_NAME
 
     model = state["lowered"].model
     renamed = sanitize_node_names(model)
+    detail = f"{len(renamed)} node name(s) changed" if renamed else "all names C++-safe"
+    if runtime_weights:
+        from hw_gen.runtime_weights.mark import apply_runtime_weights
+
+        model, writable = apply_runtime_weights(model)
+        detail += f"; {len(writable)} layer(s) runtime-writable"
     model.save(str(out / DATAFLOW_NAME))
     state["model"] = model
-    detail = f"{len(renamed)} node name(s) changed" if renamed else "all names C++-safe"
     return StepResult("names", "pass", detail, extra={"renamed": renamed})
 
 

@@ -182,6 +182,11 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stop-after", choices=BUILD_STEPS, default=None, help="stop after this step")
     p.add_argument("--resume", action="store_true",
                    help="reuse the lowering steps saved in OUT/steps")
+    p.add_argument("--runtime-weights", action="store_true",
+                   help="make the weights of FINN's matrix-vector units (decoupled memory) and "
+                   "the thresholds of its thresholding layers writable at run time over "
+                   "AXI-lite; `hw-gen weights` then turns a retrained model of the same "
+                   "architecture into what the driver's load_weights writes")
     p.set_defaults(func=_run_build)
 
 
@@ -200,6 +205,7 @@ def _run_build(args: argparse.Namespace) -> int:
             outputs=args.outputs, input_npy=args.input, stop_after=args.stop_after,
             resume=args.resume, progress=progress, clock_mhz=args.clock_mhz, fit=args.fit,
             strict_fps=args.strict_fps, torch_model=torch_model,
+            runtime_weights=args.runtime_weights,
         )
     lowered = result.step("lower")
     warning = lowered.extra.get("facts", {}).get("fold_warning") if lowered else None
@@ -237,6 +243,35 @@ def _run_deploy(args: argparse.Namespace) -> int:
     has_bit = (dest / "bitstream").is_dir()
     print(f"wrote {dest} ({'with' if has_bit else 'without'} a bitstream); "
           f"try: python -m driver {dest} --input X.npy --output Y.npy --backend sim")
+    return 0
+
+
+def _add_weights(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "weights",
+        help="a retrained model's weights for a package built with --runtime-weights",
+        description="Lower a retrained model of the package's architecture as the build did "
+        "and write the integer weights and thresholds of the package's runtime-writable layers "
+        "(with the 32-bit words of their AXI-lite memories, FINN's layout) to an .npz that "
+        "the driver's Accelerator.load_weights takes. Refused, naming the layer: another "
+        "architecture, values that do not fit the built data types, a change to parameters "
+        "the hardware holds fixed (thresholds absorbed into an MVAU, our own layers).",
+    )
+    p.add_argument("model", type=Path, help="retrained QONNX model (.onnx)")
+    p.add_argument("--package", type=Path, required=True, help="deploy package (hw-gen deploy)")
+    p.add_argument("-o", "--out", type=Path, required=True, metavar="WEIGHTS.npz")
+    p.set_defaults(func=_run_weights)
+
+
+def _run_weights(args: argparse.Namespace) -> int:
+    from hw_gen.runtime_weights import export_weights
+
+    if not args.model.exists():
+        raise HwGenError(f"{args.model}: no such model file")
+    if args.out.is_dir() or args.out.suffix != ".npz":
+        raise HwGenError(f"--out {args.out}: give a file name ending in .npz")
+    path = export_weights(args.model, args.package, args.out)
+    print(f"wrote {path}; load it with Accelerator(PKG).load_weights({str(path)!r})")
     return 0
 
 
@@ -280,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sim(sub)
     _add_report(sub)
     _add_deploy(sub)
+    _add_weights(sub)
     for command in sub.choices.values():
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                              help="show the Python traceback of an error")

@@ -79,3 +79,13 @@ def demo_net(width: int = 8) -> nn.Module:
 
 
 DEMO_SIZE = 32
+
+
+def retrained_two_bit(conv_seed: int, bn_seed: int = 3, channels: int = 4) -> nn.Module:
+    """A small TwoBitNet whose conv weights come from ``conv_seed``: two of them with the same
+    ``bn_seed`` are one architecture, "retrained" weights with the same batch norms."""
+    torch.manual_seed(conv_seed)
+    return randomize_bn(TwoBitNet(channels=channels, classes=5), seed=bn_seed)
+
+
+RUNTIME_WEIGHTS_SIZE = 8

@@ -64,7 +64,7 @@ def hardware_model(model: ModelWrapper) -> tuple[ModelWrapper, list[str]]:
     return hw_model, outputs
 
 
-def _software_tail(model: ModelWrapper, tensor: str) -> dict[str, Any]:
+def software_tail(model: ModelWrapper, tensor: str) -> dict[str, Any]:
     """What the model does to a hardware output in software: ``labels``, or ``scores`` with
     the transpose, scale and bias to the model's logits (``scale`` null if more than that)."""
     if tensor == LABELS_NAME:
@@ -98,7 +98,7 @@ def _software_tail(model: ModelWrapper, tensor: str) -> dict[str, Any]:
             "bias": np.asarray(bias, dtype=np.float32).tolist()}
 
 
-def _input_quant(model: ModelWrapper, name: str, info: dict[str, Any]) -> dict[str, Any]:
+def input_quant(model: ModelWrapper, name: str, info: dict[str, Any]) -> dict[str, Any]:
     """The model's input quantizer, as the input interface found it (``context.json``): the
     graph takes its integers q (the model input is ``q * scale``)."""
     dt = model.get_tensor_datatype(name)
@@ -135,7 +135,7 @@ def write_io(dataflow: Path, dest: Path, meta: dict[str, Any],
     inp = model.graph.input[0].name
     in_port = _port(inp, "idma0", model.get_tensor_datatype(inp).name,
                     model.get_tensor_shape(inp), folded[inp])
-    in_port["quant"] = _input_quant(model, inp, input_info)
+    in_port["quant"] = input_quant(model, inp, input_info)
     out_ports = []
     for i, t in enumerate(outputs):
         if folded.get(t) is None:
@@ -144,7 +144,15 @@ def write_io(dataflow: Path, dest: Path, meta: dict[str, Any],
                 list(producer.output).index(t))
         port = _port(t, f"odma{i}", model.get_tensor_datatype(t).name,
                      model.get_tensor_shape(t), folded[t])
-        port.update(_software_tail(model, t))
+        port.update(software_tail(model, t))
         out_ports.append(port)
-    return {"format": "hwgen-io", "version": 1, "bundle": json_path.name,
-            "inputs": [in_port], "outputs": out_ports, **meta}
+    io = {"format": "hwgen-io", "version": 1, "bundle": json_path.name,
+          "inputs": [in_port], "outputs": out_ports, **meta}
+    from hw_gen.runtime_weights.extract import ACCEL_ONNX
+    from hw_gen.runtime_weights.mark import writable_layers
+
+    layers = writable_layers(hw_model)
+    if layers:  # what `hw-gen weights` lowers a retrained model against
+        hw_model.save(str(dest / ACCEL_ONNX))
+        io["runtime_weights"] = layers
+    return io

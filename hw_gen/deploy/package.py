@@ -40,6 +40,7 @@ labels = out.predicted()                  # N x {h} x {w}
 `python -m driver . --input X.npy --output Y.npy [--backend sim]` does the same from the shell.
 `notebooks/demo.ipynb` segments the sample images in `samples.npz`.
 Bitstream: {bitstream}.
+Runtime weights: {weights}.
 """
 
 
@@ -102,7 +103,12 @@ def _write(out: Path, dest: Path, info: dict, context: dict, name: str,
     _, h, w, c = io["inputs"][0]["shape"]
     (dest / "README.md").write_text(PACKAGE_README.format(
         name=name, h=h, w=w, c=c, **info,
-        bitstream=f"from {found}" if found else "none yet (simulated backend only)"))
+        bitstream=f"from {found}" if found else "none yet (simulated backend only)",
+        weights=(f"{len(io['runtime_weights'])} writable layers; for a retrained model of this "
+                 "architecture run `hw-gen weights NEW.onnx --package . -o weights.npz` on the "
+                 "host, then `acc.load_weights('weights.npz')` (or `python -m driver ... "
+                 "--weights weights.npz`)") if io.get("runtime_weights")
+        else "none (built without --runtime-weights)"))
 
 
 def make_package(out: str | Path, dest: str | Path, bitstream: Path | None = None) -> Path:

@@ -60,6 +60,7 @@ class LoweringContext:
     board: str | None = None  # fold to this board's resources (hw_gen.hwmodel.fold_search)
     fit: float = 0.8
     strict_fps: bool = False
+    runtime_weights: bool = False  # size widths for any weights (hw_gen.runtime_weights)
     facts: dict[str, Any] = field(default_factory=dict)
 
 
@@ -274,7 +275,15 @@ def to_hw(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
     return model
 
 
+def _mark_runtime_weights(model: ModelWrapper, ctx: LoweringContext) -> None:
+    if ctx.runtime_weights:
+        from hw_gen.runtime_weights.mark import mark_writable
+
+        mark_writable(model)
+
+
 def widths(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
+    _mark_runtime_weights(model, ctx)
     model = minimize_widths(model)
     ctx.facts["layers_type_checked"] = check_datatypes(model)
     return model
@@ -286,6 +295,7 @@ def specialize(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
     model = model.transform(SpecializeLayers(ctx.fpga_part))
     for t in (GiveUniqueNodeNames(), InferShapes(), InferDataTypes()):
         model = model.transform(t)
+    _mark_runtime_weights(model, ctx)
     model = minimize_widths(model)
     ctx.facts["layers_type_checked"] = check_datatypes(model)
     return model

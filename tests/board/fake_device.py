@@ -43,6 +43,21 @@ class IODMAModel:
         return value
 
 
+class AxiLiteMemory:
+    """A runtime-writable layer's memory behind its AXI-lite interface: 32-bit words."""
+
+    def __init__(self, name: str, words: int) -> None:
+        self.name = name
+        self.words = np.zeros(words, dtype=np.uint32)
+        self.written = 0  # words written (from offset 0 up)
+
+    def write(self, offset: int, data: bytes) -> None:
+        assert offset % 4 == 0 and len(data) % 4 == 0, (offset, len(data))
+        new = np.frombuffer(bytes(data), dtype="<u4")
+        self.words[offset // 4: offset // 4 + len(new)] = new
+        self.written = max(self.written, offset // 4 + len(new))
+
+
 class FakeDevice(pynq.Device):
     def __init__(self, hwh: str, run_accelerator, stall: bool = False) -> None:
         super().__init__("fake-iodma")
@@ -55,7 +70,9 @@ class FakeDevice(pynq.Device):
         self.parser_obj.clock_dict = {}  # no PS clock registers to program here
         self.dmas = {}
         for name, ip in self.parser_obj.ip_dict.items():
-            if "phys_addr" in ip:
+            if "phys_addr" in ip and "s_axilite" in str(ip.get("mem_id")):
+                self.dmas[ip["phys_addr"]] = AxiLiteMemory(name, ip["addr_range"] // 4)
+            elif "phys_addr" in ip:
                 self.dmas[ip["phys_addr"]] = IODMAModel(name)
         self.memory: dict[int, np.ndarray] = {}
         self._next = MEMORY_BASE
@@ -94,6 +111,9 @@ class FakeDevice(pynq.Device):
 
     def write_registers(self, address, data):
         dma, offset = self._dma(address)
+        if isinstance(dma, AxiLiteMemory):
+            dma.write(offset, data)
+            return
         value = struct.unpack("<I", bytes(data))[0]
         dma.regs[offset] = value if offset != CTRL else dma.regs[CTRL]
         if offset == CTRL and value & AP_START:

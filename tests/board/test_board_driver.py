@@ -44,7 +44,8 @@ def _with_bitstream(name: str, tmp_path: Path, edit=None) -> Path:
     folder = pkg / "bitstream"
     folder.mkdir()
     (folder / "accel.bit").write_bytes(b"test fixture, not a bitstream")
-    write_hwh(folder / "accel.hwh", [p.dma for p in spec.inputs + spec.outputs])
+    write_hwh(folder / "accel.hwh", [p.dma for p in spec.inputs + spec.outputs],
+              axilite=len(spec.runtime_weights))
     manifest = {"model_sha256": spec.model_sha256,
                 "io": {"inputs": [p.describe() for p in spec.inputs],
                        "outputs": [p.describe() for p in spec.outputs]}}
