@@ -6,7 +6,7 @@ CONSTRAINTS := requirements/constraints.txt
 PIP := $(PY) -m pip install --disable-pip-version-check -q -c $(CONSTRAINTS)
 STAMP := $(VENV)/.setup-done
 
-.PHONY: setup demo test test-all bench ablation clean board-env board-test bitstream
+.PHONY: setup demo test test-all bench ablation opcount-table clean board-env board-test bitstream
 
 setup: $(STAMP)
 
@@ -25,6 +25,10 @@ demo: setup
 # Which block helps, at what cost: 7 variants x 3 seeds on the synthetic set (~20 min on 2 cores)
 ablation: setup
 	$(PY) -m brevitas_models.ablation --out ablation_out
+
+# Op counts of the paper-scale configurations into brevitas_models/README.md (~3 min)
+opcount-table: setup
+	$(PY) -m brevitas_models opcount --readme brevitas_models/README.md
 
 test: setup
 	$(PY) -m pytest -q -n 2 -m "not slow"
@@ -59,6 +63,7 @@ bench: setup
 	$(PY) bench/sim_conv.py --out bench/sim_conv.json
 	$(PY) bench/sim_vs_torch_finn.py
 	$(PY) bench/build_time.py --out bench/build_time.json
+	$(PY) bench/hwmodel.py --out bench/hwmodel.json
 
 clean:
 	rm -rf build/ $(BOARD_VENV) demo_out/ ablation_out/ .pytest_cache

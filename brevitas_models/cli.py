@@ -21,7 +21,7 @@ from brevitas_models.configs import CONFIGS, build_config, get_config
 from brevitas_models.errors import ModelError
 from brevitas_models.evaluation import evaluate_dataset, format_metrics, open_dataset
 from brevitas_models.train import class_weights, load_checkpoint, save_checkpoint
-from brevitas_models.trainer import SCHEDULES, FitOptions, distributed, fit
+from brevitas_models.trainer import SCHEDULES, FitOptions, distributed, fit, init_from_twin
 
 CONFIG_HELP = f"configuration: {', '.join(CONFIGS)}"
 
@@ -54,11 +54,19 @@ def _train(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)
     model = build_config(args.config, binary=not args.twin)
     teacher = None
-    if args.distill:
-        teacher, _ = load_config_model(args.distill, args.config)
-        if getattr(teacher, "binary", True):
-            raise ModelError(f"--distill {args.distill}: the teacher must be the full-precision "
-                             "twin (train it with --twin)")
+    for option, path in (("--distill", args.distill), ("--init-from", args.init_from)):
+        if path is None:
+            continue
+        twin, _ = load_config_model(path, args.config)
+        if getattr(twin, "binary", True) or args.twin:
+            raise ModelError(f"{option} {path}: takes the trained full-precision twin (train it "
+                             "with --twin) for a binary network")
+        if option == "--distill":
+            teacher = twin
+        else:
+            with torch.no_grad():  # Brevitas sets its weight scales in a first forward
+                model.eval()(train_set[0][0][None])
+            init_from_twin(model, twin)
     labels = getattr(train_set, "labels", None)
     weights = (class_weights(labels, config.num_classes, 0.5)
                if labels is not None and config.num_classes > 2 else None)
@@ -75,7 +83,7 @@ def _train(args: argparse.Namespace) -> int:
         return 0
     meta = {"name": model.name, "config": args.config, "binary": not args.twin,
             "width": config.width, "num_classes": config.num_classes, "dataset": dataset_name,
-            "fit": asdict(options), "distill_from": args.distill, "steps_done": result.step,
+            "fit": asdict(options), "distill_from": args.distill, "init_from": args.init_from, "steps_done": result.step,
             "world_size": result.world_size, "ranks_in_step": result.ranks_in_step,
             "train_seconds": time.perf_counter() - start}
     if result.stopped:
@@ -133,6 +141,13 @@ def _opcount(args: argparse.Namespace) -> int:
     from brevitas_models.opcount import count_ops
 
     torch.set_num_threads(args.threads)
+    if args.readme:
+        from brevitas_models.opcount_table import write
+
+        print(write(Path(args.readme)))
+        return 0
+    if args.config is None:
+        raise ModelError("opcount: give --config NAME (or --readme FILE for all three tables)")
     model = build_config(args.config)
     size = tuple(args.size) if args.size else model.input_size
     model.check_input(size)
@@ -159,6 +174,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float, default=5e-3, help="Adam, cosine decay (5e-3)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--twin", action="store_true", help="train the full-precision twin")
+    t.add_argument("--init-from", metavar="TWIN_CHECKPOINT",
+                   help="start from this trained twin's weights (two-stage training)")
     t.add_argument("--distill", metavar="TWIN_CHECKPOINT",
                    help="distil from this trained twin (its soft outputs as a second target)")
     t.add_argument("--distill-weight", type=float, default=0.5, help="w of the KL term (0.5)")
@@ -189,7 +206,9 @@ def parser() -> argparse.ArgumentParser:
     x.set_defaults(run=_export)
 
     o = sub.add_parser("opcount", help="BOPs, FLOPs, OPs per module and the speedup over the twin")
-    o.add_argument("--config", required=True, help=CONFIG_HELP)
+    o.add_argument("--config", help=CONFIG_HELP)
+    o.add_argument("--readme", metavar="FILE", help="write the tables of seg-r18-cityscapes, "
+                   "road-r18-kitti and sod-r18-ecssd into FILE's opcount-table section")
     o.add_argument("--size", nargs=2, type=int, metavar=("H", "W"))
     o.add_argument("--markdown", action="store_true")
     o.add_argument("--json")

@@ -15,6 +15,8 @@ decay, class-weighted cross entropy ignoring 255):
   batches of the interrupted epoch that were already used, so a resumed run takes the same
   steps as an uninterrupted one. ``stop_at`` ends the run after that step (as a preempted
   job would), with its state saved.
+* Two-stage training: ``init_from_twin(student, twin)`` starts the binary network from the
+  trained full-precision twin's weights (stage one trains the twin).
 * Distillation: ``teacher`` (the full-precision twin, frozen) gives soft targets; the loss is
   ``(1 - w) CE + w T^2 KL(softmax(t / T) || softmax(s / T))`` per pixel, with ``w`` either
   constant or decaying linearly to 0 over the run (``distill_schedule``).
@@ -111,12 +113,22 @@ def fit(model: nn.Module, dataset: Dataset, options: FitOptions, *,
     if teacher is not None:
         teacher.to(device).eval()
     model.train()
+    step, losses = 0, []
+    last = Path(options.out) / "last.pt" if options.out else None
+    state = None
+    if options.resume:
+        if last is None or not last.is_file():
+            raise ModelError(f"--resume: no resume state {last} (train without --resume first)")
+        state = torch.load(last, map_location=device, weights_only=True)
+        if not isinstance(state, dict) or state.get("format") != RESUME_FORMAT:
+            raise ModelError(f"--resume: {last} is not a {RESUME_FORMAT} file")
+        # before DDP and the optimizer take the parameters (loaded after them, the binary
+        # networks' learned scales stopped following the optimizer: tested)
+        model.load_state_dict(state["model"])
     net: nn.Module = model
     if world > 1:
-        # Brevitas' scales initialised from statistics take no gradient in some steps
         net = nn.parallel.DistributedDataParallel(
-            model, device_ids=[local_rank] if device.type == "cuda" else None,
-            find_unused_parameters=True)
+            model, device_ids=[local_rank] if device.type == "cuda" else None)
     generator = torch.Generator().manual_seed(options.seed)
     sampler = (DistributedSampler(dataset, world, rank, shuffle=True, seed=options.seed, drop_last=True)
                if world > 1 else RandomSampler(dataset, generator=generator))
@@ -130,15 +142,7 @@ def fit(model: nn.Module, dataset: Dataset, options: FitOptions, *,
         optimizer, lambda s: 0.5 * (1.0 + math.cos(math.pi * min(s, total) / total)))
     use_amp = options.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    step, losses = 0, []
-    last = Path(options.out) / "last.pt" if options.out else None
-    if options.resume:
-        if last is None or not last.is_file():
-            raise ModelError(f"--resume: no resume state {last} (train without --resume first)")
-        state = torch.load(last, map_location=device, weights_only=True)
-        if not isinstance(state, dict) or state.get("format") != RESUME_FORMAT:
-            raise ModelError(f"--resume: {last} is not a {RESUME_FORMAT} file")
-        model.load_state_dict(state["model"])
+    if state is not None:
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
         scaler.load_state_dict(state["scaler"])
@@ -201,3 +205,15 @@ def fit(model: nn.Module, dataset: Dataset, options: FitOptions, *,
         in_step = all(s == sums[0] for s in sums)
     model.eval()
     return FitResult(losses, step, world, in_step, stopped=step < total)
+
+
+def init_from_twin(student: torch.nn.Module, twin: torch.nn.Module) -> int:
+    """Stage two starts from the trained twin: copy every tensor whose name and shape match
+    (convs, batch norms, MBU gates; the twin's ``head.*`` is the student's ``head.conv.*``);
+    returns how many were copied."""
+    source = {k.replace("head.", "head.conv.", 1) if k.startswith("head.") else k: v
+              for k, v in twin.state_dict().items()}
+    target = student.state_dict()
+    copied = {k: v for k, v in source.items() if k in target and target[k].shape == v.shape}
+    student.load_state_dict({**target, **copied})
+    return len(copied)

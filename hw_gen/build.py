@@ -104,11 +104,15 @@ def build(
     progress: Callable[[str], None] | None = None,
     torch_model=None,
     clock_mhz: float | None = None,
+    fit: float = 0.8,
+    strict_fps: bool = False,
 ) -> BuildResult:
     """Build ``model_path`` into ``out_dir`` (see the module doc); never raises for a failing
     check, only for bad input: the result and ``OUT/verification.json`` say what failed.
     The clock is ``clk_ns`` or ``clock_mhz`` (the board's default when neither is given), as
-    the shell really runs it."""
+    the shell really runs it. A ``target_fps`` is folded to the board: the best rate up to it
+    whose layers use at most ``fit`` of every resource (a warning when below the target, an
+    error with ``strict_fps``)."""
     out = Path(out_dir).resolve()
     init_finn(out / "finn_build")
     fpga = get_board(board)
@@ -120,11 +124,12 @@ def build(
     state: dict = {"x": x, "source": source}
     runners = {
         "lower": lambda: _lower(model_path, out, fpga.name, clk_ns, target_fps, folding_config,
-                                outputs, resume, state),
+                                outputs, resume, state,
+                                {"board": fpga.name, "fit": fit, "strict_fps": strict_fps}),
         "threeway": lambda: _threeway(out, model_path, torch_model, state),
         "names": lambda: _names(out, state),
         "fifo": lambda: _fifo(out, fpga, folding_config, state),
-        "estimate": lambda: _estimate(out, fpga, clk_ns, state),
+        "estimate": lambda: _estimate(out, fpga, clk_ns, fit, state),
         "sim": lambda: _sim(out, state),
         "csim_ours": lambda: _csim_ours(out, state),
         "codegen": lambda: _codegen(out, fpga.part, clk_ns, state),
@@ -152,17 +157,20 @@ def build(
     return build_result
 
 
-def _lower(model_path, out, board, clk_ns, target_fps, folding_config, outputs, resume, state):
+def _lower(model_path, out, board, clk_ns, target_fps, folding_config, outputs, resume, state,
+           fold_board):
     from hw_gen.lowering import lower
 
     result = lower(model_path, out, board=board, outputs=outputs, clk_ns=clk_ns,
-                   target_fps=target_fps, folding_config=folding_config, resume=resume)
+                   target_fps=target_fps, folding_config=folding_config, resume=resume,
+                   fold_board=fold_board)
     state["lowered"] = result
     facts = result.run.context.facts
+    warning = f"; {facts['fold_warning']}" if facts.get("fold_warning") else ""
     return StepResult(
         "lower", "pass",
         f"{len(result.rows)} hardware layers; data types of {facts.get('layers_type_checked', 0)} "
-        "layers checked against their value ranges",
+        f"layers checked against their value ranges{warning}",
         extra={"throughput": result.throughput(), "facts": facts},
     )
 
@@ -199,11 +207,11 @@ def _fifo(out, fpga, folding_config, state):
                       "depths in report/fifo_depths.json")
 
 
-def _estimate(out, fpga, clk_ns, state):
+def _estimate(out, fpga, clk_ns, fit, state):
     from hw_gen.hwmodel.steps import estimate_summary, run_estimate
     from hw_gen.reporting import write_report
 
-    est = run_estimate(state["fifo"], out, fpga, clk_ns)
+    est = run_estimate(state["fifo"], out, fpga, clk_ns, fit)
     write_report(out)
     return StepResult("estimate", "pass", estimate_summary(est),
                       extra={"network": est["network"]})

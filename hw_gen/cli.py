@@ -67,11 +67,10 @@ def _add_lower(sub: argparse._SubParsersAction) -> None:
 
 def _run_lower(args: argparse.Namespace) -> int:
     from hw_gen.boards import get_board
+    from hw_gen.build import build_input
     from hw_gen.finn_adapter import init_finn
     from hw_gen.lowering import lower
     from hw_gen.lowering.pipeline import STEP_NAMES
-
-    from hw_gen.build import build_input
 
     check_flow_options(args)
     x, _ = build_input(args.model, args.input)
@@ -164,7 +163,14 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
                    help="target clock (MHz), instead of --clock-ns; a Zynq shell runs it in "
                    "whole MHz, and every figure uses that clock")
     p.add_argument("--target-fps", type=positive_number("--target-fps"), default=None,
-                   help="fold for this frame rate")
+                   help="fold every layer for this frame rate on the board, with the memory "
+                   "options that minimise the largest utilisation; if the board cannot hold it, "
+                   "the best rate that fits (one warning naming the limiting resource and layer)")
+    p.add_argument("--strict-fps", action="store_true",
+                   help="make a --target-fps the board cannot hold an error")
+    p.add_argument("--fit", type=positive_number("--fit"), default=0.8,
+                   help="largest fraction of each board resource a folding may use (default "
+                   "%(default)g)")
     p.add_argument("--folding", "--folding-config", dest="folding", type=Path, default=None,
                    metavar="FILE",
                    help="FINN folding-config JSON (node name -> PE, SIMD, memory options, FIFO "
@@ -192,9 +198,13 @@ def _run_build(args: argparse.Namespace) -> int:
             args.model, args.out, board=args.board, clk_ns=args.clock_ns,
             target_fps=args.target_fps, folding_config=args.folding,
             outputs=args.outputs, input_npy=args.input, stop_after=args.stop_after,
-            resume=args.resume, progress=progress, clock_mhz=args.clock_mhz,
-            torch_model=torch_model,
+            resume=args.resume, progress=progress, clock_mhz=args.clock_mhz, fit=args.fit,
+            strict_fps=args.strict_fps, torch_model=torch_model,
         )
+    lowered = result.step("lower")
+    warning = lowered.extra.get("facts", {}).get("fold_warning") if lowered else None
+    if warning:
+        print(f"hw-gen: {warning}", file=sys.stderr)
     print(result.summary())
     print(f"wrote {args.out / 'verification.json'}")
     return 0 if result.passed else 1

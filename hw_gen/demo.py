@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -69,6 +70,8 @@ def run(out: Path, board: str, quiet: bool = False, config: TrainConfig | None =
         "(the build's threeway step)")
     three = json.loads((out / "build" / "verify.json").read_text())
     (out / "threeway.json").write_text(json.dumps(three, indent=1))
+    say("fitting the network to the usual boards (each folded to the best rate that fits)")
+    fits = _board_fits(out / "build", x.shape[-2] * x.shape[-1])
     report = {
         "metrics": {k: metrics[k]["miou"] for k in ("demo", "demo_fp", "pixel_baseline")},
         "binary_over_fp": metrics["binary_over_fp"],
@@ -76,11 +79,29 @@ def run(out: Path, board: str, quiet: bool = False, config: TrainConfig | None =
         "threeway_passed": three["passed"],
         "throughput": built.step("lower").extra.get("throughput") if built.step("lower") else None,
         "seconds": round(time.perf_counter() - t0, 1),
+        "board_fits": [asdict(f) for f in fits],
     }
     (out / "report.json").write_text(json.dumps(report, indent=1))
     if not quiet:
         print(format_report(report, metrics, built, three, out))
+        from hw_gen.hwmodel.fit import format_fits
+
+        print("\nfit of the network on the usual boards (highest rate within 80% of every "
+              "resource, FIFOs sized):")
+        print(format_fits(fits))
+        print(f"report: {out / 'build' / 'report' / 'report.html'}")
     return report
+
+
+def _board_fits(build_dir: Path, pixels: int):
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from hw_gen.finn_adapter import finn_log
+    from hw_gen.hwmodel.fit import usual_board_fits
+    from hw_gen.lowering import DATAFLOW_NAME
+
+    with finn_log(build_dir / "finn.log"):
+        return usual_board_fits(ModelWrapper(str(build_dir / DATAFLOW_NAME)), pixels)
 
 
 def format_report(report, metrics, built, three, out: Path) -> str:

@@ -68,18 +68,8 @@ def legalize_mvau_simd(model: ModelWrapper) -> ModelWrapper:
     return model
 
 
-def apply_folding(
-    model: ModelWrapper,
-    target_fps: float | None,
-    clk_ns: float,
-    config: str | Path | None = None,
-) -> ModelWrapper:
-    """Fold to a frames/s target (least parallelism when None), or apply a folding config."""
-    if config is not None:
-        from hw_gen.folding_config import apply_folding_config
-
-        return apply_folding_config(model, config)
-    cycles = target_cycles(target_fps, clk_ns) if target_fps is not None else None
+def fold_for_cycles(model: ModelWrapper, cycles: int | None) -> ModelWrapper:
+    """Every layer at the least parallelism that meets ``cycles`` per frame (None: least)."""
     # ours first: SetFolding's second pass relaxes to the slowest layer it sees, ours included
     model = fold_own_layers(model, cycles)
     if cycles is not None:
@@ -88,6 +78,39 @@ def apply_folding(
         model = model.transform(SetFolding(target_cycles_per_frame=cycles,
                                            two_pass_relaxation=True))
     return legalize_mvau_simd(model)
+
+
+def apply_folding(
+    model: ModelWrapper,
+    target_fps: float | None,
+    clk_ns: float,
+    config: str | Path | None = None,
+    board: str | None = None,
+    fit: float = 0.8,
+    strict_fps: bool = False,
+    facts: dict | None = None,
+) -> ModelWrapper:
+    """Fold to a frames/s target (least parallelism when None), or apply a folding config.
+    With a ``board`` the target is folded to the board (:mod:`hw_gen.hwmodel.fold_search`):
+    the best rate up to the target that fits, its warning recorded in ``facts``."""
+    if config is not None:
+        from hw_gen.folding_config import apply_folding_config
+
+        return apply_folding_config(model, config)
+    if target_fps is not None:
+        target_cycles(target_fps, clk_ns)  # checks the target
+    if board is not None and target_fps is not None:
+        from hw_gen.boards import get_board
+        from hw_gen.hwmodel.fold_search import fold_to_board
+
+        result = fold_to_board(model, get_board(board), clk_ns, target_fps, fit, strict_fps)
+        if facts is not None:
+            facts["folded_fps"] = result.fps
+            facts["fold_warning"] = result.warning
+            facts["fold_utilisation"] = result.utilisation
+        return result.model
+    cycles = target_cycles(target_fps, clk_ns) if target_fps is not None else None
+    return fold_for_cycles(model, cycles)
 
 
 def write_folding_config(model: ModelWrapper, path: Path) -> dict:

@@ -1,4 +1,5 @@
-"""Binary convolutions in the packed domain: windows taken over bytes of packed pixels.
+"""Binary convolutions in the packed domain: windows taken over bytes of packed pixels, in
+tiles of output rows.
 
 A pixel's C channel bits are packed into ``ceil(C / 8)`` bytes (``np.packbits``, first channel
 in the most significant bit of the first byte, the last byte zero-padded). A window of
@@ -10,13 +11,18 @@ an AND). The rows feed :func:`sim.exact.packed_matches` and its relatives.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from sim.kernels.window import conv_out_dim, sliding_window
 
 # Output pixels per tile: bounds the window words of a large map (each tile's rows are
 # gathered, counted and dropped before the next).
-TILE_ROWS = 1 << 15
+TILE_ROWS = 1 << 14
+# Threads for the tiles of a convolution (torch's eval uses as many).
+THREADS = min(2, os.cpu_count() or 1)
 
 
 def pack_pixels(bits: np.ndarray) -> np.ndarray:
@@ -63,9 +69,11 @@ def window_grid(shape: tuple[int, ...], kernel, stride, dilation) -> tuple[int, 
             conv_out_dim(w, kernel[1], stride[1], 0, dilation[1]))
 
 
-def row_tiles(packed: np.ndarray, kernel, stride, dilation):
+def row_tiles(packed: np.ndarray, kernel, stride, dilation, gather=None):
     """Yield (first output row, window words) per tile of whole output rows of each frame:
-    at most about :data:`TILE_ROWS` output pixels' words exist at a time."""
+    at most about :data:`TILE_ROWS` output pixels' words exist at a time. ``gather(part,
+    kernel, stride, dilation)`` takes a tile's windows (default :func:`window_words`)."""
+    gather = window_words if gather is None else gather
     n, oh, ow = window_grid(packed.shape, kernel, stride, dilation)
     span = dilation[0] * (kernel[0] - 1) + 1
     rows_per_tile = max(1, TILE_ROWS // max(1, ow))
@@ -73,4 +81,33 @@ def row_tiles(packed: np.ndarray, kernel, stride, dilation):
         for y0 in range(0, oh, rows_per_tile):
             y1 = min(oh, y0 + rows_per_tile)
             part = packed[b : b + 1, y0 * stride[0] : (y1 - 1) * stride[0] + span]
-            yield b * oh + y0, window_words(part, kernel, stride, dilation)
+            yield b * oh + y0, gather(part, kernel, stride, dilation)
+
+
+def map_tiles(maps: list[np.ndarray], kernel, stride, dilation, compute, gather=None) -> np.ndarray:
+    """``compute([tile windows of each map])`` -> (tile pixels, channels) for every tile of
+    :func:`row_tiles`, assembled into (N * OH * OW, channels). Tiles run on
+    :data:`THREADS` threads: numpy releases the GIL inside its loops, so the tiles' XNOR
+    popcounts and products proceed in parallel."""
+    n, oh, ow = window_grid(maps[0].shape, kernel, stride, dilation)
+    tiles = [list(t) for t in zip(*(row_tiles(m, kernel, stride, dilation, gather=_lazy(gather))
+                                    for m in maps))]
+
+    def run(tile):
+        start = tile[0][0]
+        return start * ow, compute([t[1]() for t in tile])
+
+    first_start, first = run(tiles[0])
+    out = np.empty((n * oh * ow,) + first.shape[1:], dtype=first.dtype)
+    out[first_start : first_start + first.shape[0]] = first
+    if len(tiles) > 1:
+        with ThreadPoolExecutor(max_workers=min(THREADS, len(tiles) - 1)) as pool:
+            for start, part in pool.map(run, tiles[1:]):
+                out[start : start + part.shape[0]] = part
+    return out
+
+
+def _lazy(gather):
+    """A gather that returns a thunk: the windows are taken inside the worker thread."""
+    gather = window_words if gather is None else gather
+    return lambda part, k, s, d: (lambda: gather(part, k, s, d))

@@ -42,11 +42,12 @@ def export(net: nn.Module, shape: tuple[int, ...], path: Path) -> Path:
 
 
 def build_and_deploy(model: Path, work: Path, **build_kw) -> Path:
-    """``hw-gen build`` up to sim, then ``hw-gen deploy``; returns the package folder."""
+    """``hw-gen build`` up to the final graph (step ``names``: what deploy reads), then
+    ``hw-gen deploy``; returns the package folder."""
     from hw_gen.build import build
     from hw_gen.deploy.package import make_package
 
-    result = build(model, work / "build", stop_after="sim", **build_kw)
+    result = build(model, work / "build", stop_after="names", **build_kw)
     assert result.passed, result.summary()
     return make_package(work / "build", work / "pkg")
 

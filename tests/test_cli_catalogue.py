@@ -9,7 +9,7 @@ import pytest
 from brevitas.export import export_qonnx
 
 from cli_catalogue import CASES, SHAPE, argv_of, classify, make_files
-from hw_gen.build import resume_command
+from hw_gen.vendor.flow import resume_command
 from hw_gen.cli import main
 from hw_gen.lowering import lower
 from lowering_nets import PaddedNet, pixels, randomize_bn

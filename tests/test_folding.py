@@ -42,7 +42,7 @@ def test_no_target_means_least_parallelism():
 def test_bad_targets_and_configs(tmp_path):
     with pytest.raises(HwGenError, match="must be positive"):
         apply_folding(upsample_graph(), target_fps=0, clk_ns=10.0)
-    with pytest.raises(HwGenError, match="folding config not found"):
+    with pytest.raises(HwGenError, match="none.json: file not found"):
         apply_folding(upsample_graph(), None, 10.0, config=tmp_path / "none.json")
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")

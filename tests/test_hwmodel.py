@@ -187,6 +187,7 @@ def test_report_command_and_page_render(built, capsys, tmp_path):
     assert shot.exists() and shot.stat().st_size > 20_000
 
 
+@pytest.mark.slow  # tests/test_vendor.py checks the same through the vendor steps in make test
 def test_finns_fifo_step_builds_our_depths_into_the_fifo_hdl(built, tmp_path, monkeypatch):
     """FINN's own FIFO step (automatic sizing off, our FIFO-sizing file) on the dataflow
     partition, with its code generation of the FIFOs: each FIFO's .v carries our depth (the

@@ -43,6 +43,10 @@ SLOW_LARGE_CASES = 100
 # every feature passes in at least this many cases (of the 200; of 50, at least once)
 MIN_PASSING_PER_FEATURE = 3 if CASES >= ALL_CASES else 1
 SLOW_MAX_BLOCKS = 5
+# Features FINN cannot generate code for yet: every case with one is refused, naming it.
+# A binary add followed by a -1 padded conv becomes an MVAU with 0/1 (non-bipolar) inputs
+# and integer weights, which FINN's HLS MVAU rejects at code generation.
+KNOWN_REFUSALS = {"add_binary_then_minus1_pad": "True binary (non-bipolar) inputs"}
 # a refusal must name the node at fault (e.g. "Conv_3", "node X", "name (OpType)")
 NAMES_A_NODE = re.compile(r"[A-Za-z]\w*_\d+|\bnode\b|\(\w+\)")
 MAX_REFUSED_SHARE = 0.10
@@ -155,6 +159,17 @@ def _reason(message: str) -> str:
     return re.sub(r"\b[A-Za-z]+_\d+\b", "<node>", message)
 
 
+def _assert_coverage(results: list[dict], passing: dict[str, int], least: int) -> None:
+    """Every feature passes in ``least`` cases, or is a known refusal: every case with it
+    passes or is refused with the message that names it."""
+    uncovered = {f: n for f, n in passing.items() if n < least and f not in KNOWN_REFUSALS}
+    assert not uncovered, f"features with fewer than {least} passing cases: {uncovered}"
+    for feature, words in KNOWN_REFUSALS.items():
+        for r in results:
+            if feature in r["features"]:
+                assert r["status"] == "pass" or words in r["message"], (feature, r)
+
+
 def test_random_nets_coverage(tmp_path_factory, tmp_path, capsys):
     shared = _shared_dir(tmp_path_factory)
     results = [r for i in range(N_CHUNKS) for r in chunk_results(i, shared, tmp_path)]
@@ -168,8 +183,7 @@ def test_random_nets_coverage(tmp_path_factory, tmp_path, capsys):
         with capsys.disabled():
             print("\n" + table)
     assert not _failures(results), "\n".join(_failures(results))
-    uncovered = {f: n for f, n in passing.items() if n < MIN_PASSING_PER_FEATURE}
-    assert not uncovered, f"features with fewer than {MIN_PASSING_PER_FEATURE} passing cases: {uncovered}"
+    _assert_coverage(results, passing, MIN_PASSING_PER_FEATURE)
     assert share < MAX_REFUSED_SHARE, f"refused share {share:.1%} >= {MAX_REFUSED_SHARE:.0%}"
 
 
@@ -184,5 +198,4 @@ def test_random_nets_slow(tmp_path):
     print(table)
     assert not _failures(results), "\n".join(_failures(results))
     assert share < MAX_REFUSED_SHARE
-    uncovered = {f: n for f, n in passing.items() if n < 3}
-    assert not uncovered, f"features with fewer than 3 passing cases: {uncovered}"
+    _assert_coverage(results, passing, 3)

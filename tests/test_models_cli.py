@@ -32,28 +32,26 @@ def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 def torchrun(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     done = run("-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "-m", "brevitas_models", "train", *TINY, "--twin", "--no-eval", *args, cwd=cwd)
+               "-m", "brevitas_models", "train", *TINY, "--no-eval", *args, cwd=cwd)
     assert done.returncode == 0, done.stderr[-2000:]
     return done
 
 
 def test_two_gloo_processes_stay_in_step_and_resume_where_they_stopped(tmp_path):
-    """On the full-precision twin: a resumed binary network takes a different third step
-    (a Brevitas state outside the state dict; see the README), the twin resumes bit for bit."""
     torchrun("--steps", "4", "--out", "straight", cwd=tmp_path)
     stopped = torchrun("--steps", "4", "--stop-at", "2", "--out", "resumed", cwd=tmp_path)
     assert "stopped at step 2 of 4" in stopped.stdout
     assert torch.load(tmp_path / "resumed" / "last.pt", weights_only=True)["step"] == 2
     torchrun("--steps", "4", "--resume", "--out", "resumed", cwd=tmp_path)
-    straight, meta = load_checkpoint(tmp_path / "straight" / "seg-r18-tiny_fp.pt")
-    resumed, meta_r = load_checkpoint(tmp_path / "resumed" / "seg-r18-tiny_fp.pt")
+    straight, meta = load_checkpoint(tmp_path / "straight" / "seg-r18-tiny.pt")
+    resumed, meta_r = load_checkpoint(tmp_path / "resumed" / "seg-r18-tiny.pt")
     assert meta["world_size"] == 2 and meta["ranks_in_step"] and meta_r["ranks_in_step"]
     assert meta["steps_done"] == meta_r["steps_done"] == 4
     assert straight.keys() == resumed.keys()
     assert all(torch.equal(straight[k], resumed[k]) for k in straight)
     torch.manual_seed(0)
-    initial = build_config("seg-r18-tiny", binary=False).state_dict()
-    assert not torch.equal(initial["head.weight"], straight["head.weight"])
+    initial = build_config("seg-r18-tiny").state_dict()
+    assert not torch.equal(initial["head.conv.weight"], straight["head.conv.weight"])
 
 
 def integer_initializers(path: Path) -> dict[str, np.ndarray]:
@@ -115,3 +113,25 @@ def test_bad_input_is_one_line(tmp_path, capsys):
     bad = save_checkpoint(tmp_path / "bad.pt", other, {"name": "seg-r18-tiny", "config": "seg-r18-tiny",
                                                       "binary": True})
     assert "does not fit network" in one_error_line(capsys, ["evaluate", str(bad)])
+    binary = build_config("seg-r18-tiny").eval()
+    with torch.no_grad():
+        binary(torch.zeros(1, 3, 64, 64))
+    ckpt = save_checkpoint(tmp_path / "binary.pt", binary, {"name": binary.name, "binary": True,
+                                                            "config": "seg-r18-tiny"})
+    assert "takes the trained full-precision twin" in one_error_line(
+        capsys, ["train", *TINY, "--steps", "1", "--init-from", str(ckpt)])
+
+
+def test_opcount_table_replaces_its_readme_section(tmp_path):
+    from brevitas_models.errors import ModelError
+    from brevitas_models.opcount_table import BEGIN, END, write
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\n{BEGIN}\nold\n{END}\n\nafter\n")
+    write(readme, ("seg-r18-tiny",))
+    text = readme.read_text()
+    assert "old" not in text and text.endswith(f"{END}\n\nafter\n")
+    assert "**seg-r18-tiny** at 64x64" in text and "| total |" in text
+    readme.write_text("no section")
+    with pytest.raises(ModelError, match="no <!-- opcount-table:begin -->"):
+        write(readme, ("seg-r18-tiny",))

@@ -74,3 +74,19 @@ def test_twin_has_the_same_structure():
     assert isinstance(twin, ResNetSeg) and not twin.binary
     assert [u.dilations for u in binary.ups] == [u.dilations for u in twin.ups]
     assert twin.name == "seg-r18-tiny:fp"
+
+
+def test_binary_network_starts_from_its_twin():
+    from brevitas_models.trainer import init_from_twin
+
+    torch.manual_seed(0)
+    binary, twin = build_config("seg-r18-tiny"), build_config("seg-r18-tiny", binary=False)
+    with torch.no_grad():
+        binary.eval()(pixels((1, 3, 64, 64)))
+    twin_state = twin.state_dict()
+    copied = init_from_twin(binary, twin)
+    assert copied == len(twin_state)  # every twin tensor has its place in the binary network
+    state = binary.state_dict()
+    assert torch.equal(state["head.conv.weight"], twin_state["head.weight"])
+    assert torch.equal(state["backbone.stages.1.0.shortcut.1.running_var"],
+                       twin_state["backbone.stages.1.0.shortcut.1.running_var"])

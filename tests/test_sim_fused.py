@@ -1,5 +1,6 @@
 """The fused sliding window + MVAU kernel: the same integers as the two kernels in turn and as
-FINN's execution, on padded convolutions of every product kind it takes (and one it declines)."""
+FINN's execution, on padded convolutions of every product kind it takes (and one it declines:
+a product beyond float32's exact range)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,9 @@ CASES = [
     (5, (2, 3), (1, 1), (2, 2), 0, "UINT2", "BINARY", False, None, 3, True, None),
     (8, (3, 3), (1, 1), (2, 1), 2, "INT4", "BIPOLAR", False, "INT3", 4, True, None),
     (9, (3, 3), (1, 2), (1, 1), 1, "TERNARY", "BIPOLAR", False, "UINT2", 4, True, None),
-    (3, (3, 3), (1, 1), (1, 1), 1, "UINT8", "BIPOLAR", False, "INT2", 4, False, None),  # declined
+    (3, (3, 3), (1, 1), (1, 1), 1, "UINT8", "BIPOLAR", False, "INT2", 4, True, None),  # float32
+    (5, (3, 2), (2, 1), (1, 2), 1, "UINT8", "INT4", False, None, 3, True, None),  # float32
+    (64, (3, 3), (1, 1), (1, 1), 1, "INT16", "BINARY", False, None, 4, False, None),  # declined
 ]
 H, W = 9, 11
 

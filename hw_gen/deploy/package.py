@@ -75,26 +75,12 @@ def _samples(shape: list[int]) -> dict[str, np.ndarray]:
     return {"images": rng.integers(0, 256, (SAMPLES, h, w, c)).astype(np.uint8)}
 
 
-def make_package(out: str | Path, dest: str | Path, bitstream: Path | None = None) -> Path:
-    """Write the deploy package of the build in ``out`` to ``dest`` (replaced if it exists)."""
+def _write(out: Path, dest: Path, info: dict, context: dict, name: str,
+           found: Path | None) -> None:
     from hw_gen.deploy.iodesc import write_io
 
-    out, dest = Path(out), Path(dest)
-    record = out / "verification.json"
-    dataflow = out / "dataflow.onnx"
-    if not record.exists() or not dataflow.exists():
-        raise HwGenError(f"{out}: not a build folder (run `hw-gen build MODEL -o {out}` first)")
-    meta = json.loads(record.read_text())
-    model = Path(meta["model"])
-    if not model.exists():
-        raise HwGenError(f"{record}: its model {model} is gone; the package records its hash")
-    context = json.loads((out / "steps" / "context.json").read_text())
-    info = {"model_sha256": sha256(model), "board": meta["board"], "clock_ns": meta["clock_ns"]}
-    found = _find_bitstream(info["model_sha256"], bitstream)
-    if dest.exists():
-        shutil.rmtree(dest)
     dest.mkdir(parents=True)
-    io = write_io(dataflow, dest, info, context.get("input", {}))
+    io = write_io(out / "dataflow.onnx", dest, info, context.get("input", {}))
     (dest / "io.json").write_text(json.dumps(io, indent=1, sort_keys=True))
     _copy_tree(REPO / "driver", dest / "driver")
     _copy_tree(REPO / "sim", dest / "sim")
@@ -115,6 +101,35 @@ def make_package(out: str | Path, dest: str | Path, bitstream: Path | None = Non
         _copy_tree(found, dest / "bitstream")
     _, h, w, c = io["inputs"][0]["shape"]
     (dest / "README.md").write_text(PACKAGE_README.format(
-        name=model.stem, h=h, w=w, c=c, **info,
+        name=name, h=h, w=w, c=c, **info,
         bitstream=f"from {found}" if found else "none yet (simulated backend only)"))
+
+
+def make_package(out: str | Path, dest: str | Path, bitstream: Path | None = None) -> Path:
+    """Write the deploy package of the build in ``out`` to ``dest`` (replaced if it exists,
+    only once the new one is complete)."""
+    out, dest = Path(out), Path(dest)
+    record = out / "verification.json"
+    dataflow = out / "dataflow.onnx"
+    context_path = out / "steps" / "context.json"
+    if not all(p.exists() for p in (record, dataflow, context_path)):
+        raise HwGenError(f"{out}: not a build folder (run `hw-gen build MODEL -o {out}` first)")
+    meta = json.loads(record.read_text())
+    model = Path(meta["model"])
+    if not model.exists():
+        raise HwGenError(f"{record}: its model {model} is gone; the package records its hash")
+    context = json.loads(context_path.read_text())
+    info = {"model_sha256": sha256(model), "board": meta["board"], "clock_ns": meta["clock_ns"]}
+    found = _find_bitstream(info["model_sha256"], bitstream)
+    partial = dest.with_name(dest.name + ".partial")  # nothing half-written under dest
+    if partial.exists():
+        shutil.rmtree(partial)
+    try:
+        _write(out, partial, info, context, model.stem, found)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    if dest.exists():
+        shutil.rmtree(dest)
+    partial.rename(dest)
     return dest

@@ -93,32 +93,36 @@ def layer_estimate(node, model: ModelWrapper, part: str) -> dict:
     return row
 
 
+def boundary_streams(model: ModelWrapper) -> list[tuple[str, int, int]]:
+    """(tensor, words per frame, width in bits) of every stream into or out of the hardware
+    layers: what the shell's DMA engines move."""
+    hw = {n.name for n in hw_nodes(model)}
+    streams = []
+    for node in hw_nodes(model):
+        inst = getCustomOp(node)
+        for i, t in enumerate(node.input):
+            producer = model.find_producer(t)
+            if model.get_initializer(t) is None and (producer is None or producer.name not in hw):
+                streams.append((t, words(inst.get_folded_input_shape(i)),
+                                inst.get_instream_width(i)))
+        for o, t in enumerate(node.output):
+            consumers = model.find_consumers(t) or []
+            if not consumers or any(c.name not in hw for c in consumers):
+                streams.append((t, words(inst.get_folded_output_shape(o)),
+                                inst.get_outstream_width(o)))
+    return streams
+
+
 def dma_cycles(model: ModelWrapper, port_bits: int) -> dict[str, int]:
-    """Cycles per frame the shell's DMA needs for each graph input/output on the memory port."""
-    out = {}
-    for tensor, inst in _io_streams(model):
-        node, is_input = inst
-        i = getCustomOp(node)
-        shape = i.get_folded_input_shape() if is_input else i.get_folded_output_shape()
-        width = i.get_instream_width() if is_input else i.get_outstream_width()
-        out[tensor] = math.ceil(words(shape) * width / port_bits)
-    return out
-
-
-def _io_streams(model: ModelWrapper):
-    for t in model.graph.input:
-        yield t.name, (model.find_consumer(t.name), True)
-    for t in model.graph.output:
-        yield t.name, (model.find_producer(t.name), False)
+    """Cycles per frame the shell's DMA needs for each boundary stream on the memory port."""
+    return {t: math.ceil(n * w / port_bits) for t, n, w in boundary_streams(model)}
 
 
 def estimate_network(model: ModelWrapper, board: Board, clk_ns: float,
-                     latency_cycles: int | None = None) -> dict:
+                     latency_cycles: int | None = None, fit: float = 0.8) -> dict:
     """``estimate.json``: per-layer rows, the shell, and the network's figures."""
     layers = [layer_estimate(n, model, board.part) for n in hw_nodes(model)]
-    widths = [getCustomOp(inst[0]).get_instream_width() if inst[1]
-              else getCustomOp(inst[0]).get_outstream_width() for _, inst in _io_streams(model)]
-    shell = R.shell_estimate(widths, board.memory_port_bits)
+    shell = R.shell_estimate([w for _, _, w in boundary_streams(model)], board.memory_port_bits)
     dma = dma_cycles(model, board.memory_port_bits)
     slowest = max(layers, key=lambda r: r["cycles"])
     limit = {"by": slowest["node"], "cycles": slowest["cycles"]}
@@ -144,6 +148,7 @@ def estimate_network(model: ModelWrapper, board: Board, clk_ns: float,
         "dma_cycles": dma, "memory_port_bits": board.memory_port_bits,
         "totals": totals, "capacity": {k: capacity.get(k) for k in RESOURCES},
         "utilisation": utilisation,
+        "fit_limit": fit, "fits": all(u <= fit for u in utilisation.values()),
         "fifo": {"count": len(fifos), "bits": sum(r["memory"]["bits"] for r in fifos),
                  "bits_by_type": by_type},
     }

@@ -12,10 +12,12 @@ Two runs of the model:
 
 - *rate*: the input arrives spread evenly over the bottleneck's frame period (the rate the
   estimate promises); the largest occupancies are the depths that keep that rate;
-- *tokens*: the input arrives so slowly that every layer's own time is negligible, so each
-  word waits only for the words it depends on; the occupancies are then what the graph's
-  dependencies alone force a FIFO to hold (the skip of an encoder-decoder holds what arrives
-  while the long branch waits for its line buffers): below that depth the graph deadlocks.
+- *tokens*: the input arrives so slowly that only dependencies order the words: a one-input
+  layer reads every word as it arrives and writes as soon as the words it needs are in; a
+  layer with several inputs (concat, add, attention) still reads them in its own order. A
+  FIFO's largest occupancy is then what the graph's dependencies force it to hold (the skip of
+  an encoder-decoder holds what arrives while the long branch waits for its line buffers):
+  below that depth the graph deadlocks.
 """
 
 from __future__ import annotations
@@ -53,8 +55,15 @@ def _frames(a: np.ndarray, T: int, frames: int) -> np.ndarray:
     return (a[None, :] + (np.arange(frames, dtype=np.int64) * T)[:, None]).reshape(-1)
 
 
-def _run_layer(sched: Schedule, arrivals: list[np.ndarray], frames: int):
-    """Actual read times of each input and write times of each output."""
+def _run_layer(sched: Schedule, arrivals: list[np.ndarray], frames: int,
+               dependency_only: bool = False):
+    """Actual read times of each input and write times of each output. ``dependency_only``:
+    a one-input layer reads each word as it arrives and writes as soon as the words a write
+    needs are in (no static order of its iterations)."""
+    if dependency_only and sched.need is not None:  # still one word per cycle each side
+        reads = _one_per_cycle(arrivals[0])
+        need = _frames(sched.need - 1, len(sched.reads[0]), frames)
+        return [reads], [_one_per_cycle(reads[need] + 1)]
     reads = [_frames(r, sched.T, frames) for r in sched.reads]
     if reads:
         r_all = np.concatenate(reads)
@@ -76,12 +85,17 @@ def _run_layer(sched: Schedule, arrivals: list[np.ndarray], frames: int):
     return read_times, writes
 
 
+def _one_per_cycle(t: np.ndarray) -> np.ndarray:
+    k = np.arange(len(t), dtype=np.int64)
+    return np.maximum.accumulate(t - k) + k
+
+
 def hw_nodes(model: ModelWrapper) -> list:
     return [n for n in model.graph.node if n.domain.startswith("finn.custom_op.fpgadataflow")]
 
 
 def run_model(model: ModelWrapper, schedules: dict[str, Schedule], word_spacing: float,
-              frames: int) -> ModelRun:
+              frames: int, dependency_only: bool = False) -> ModelRun:
     """Run the graph with input word k of frame f arriving at ``(f*n + k) * word_spacing``."""
     times: dict[str, np.ndarray] = {}  # tensor -> write (arrival) times of its words
     read_at: dict[str, np.ndarray] = {}  # tensor -> read times by its consumer
@@ -91,7 +105,7 @@ def run_model(model: ModelWrapper, schedules: dict[str, Schedule], word_spacing:
             src = node.input[0]
             if src not in times:
                 times[src] = _spaced(_in_words(node) * frames, word_spacing)
-            times[node.output[0]] = times[src] + 1
+            times[node.output[0]] = times[src] + (0 if dependency_only else 1)
             fifo_io[node.name] = (src, node.output[0])
             continue
         sched = schedules[node.name]
@@ -99,7 +113,7 @@ def run_model(model: ModelWrapper, schedules: dict[str, Schedule], word_spacing:
         for t, r in zip(ins, sched.reads):
             if t not in times:
                 times[t] = _spaced(len(r) * frames, word_spacing)
-        read_times, writes = _run_layer(sched, [times[t] for t in ins], frames)
+        read_times, writes = _run_layer(sched, [times[t] for t in ins], frames, dependency_only)
         for t, rt in zip(ins, read_times):
             read_at[t] = rt
         for t, w in zip(node.output, writes):
@@ -108,7 +122,9 @@ def run_model(model: ModelWrapper, schedules: dict[str, Schedule], word_spacing:
     for name, (src, dst) in fifo_io.items():
         written = times[src]
         read = read_at.get(dst, times[dst])  # a graph output is read as it arrives
-        occ = np.arange(1, len(written) + 1) - np.searchsorted(read, written, side="right")
+        # words in the FIFO once everything at that time has happened
+        occ = (np.searchsorted(written, written, side="right")
+               - np.searchsorted(read, written, side="right"))
         occupancy[name] = int(max(occ.max(initial=0), 0))
     out = times[model.graph.output[0].name]
     per_frame = len(out) // frames
@@ -134,7 +150,7 @@ def size_fifos(model: ModelWrapper, period: float, frames: int = 3) -> tuple[lis
     n_in = _in_words(first_fifo)
     rate = run_model(model, schedules, period / n_in, frames)
     slow_spacing = 4.0 * sum(s.T for s in schedules.values()) + 1
-    tokens = run_model(model, schedules, slow_spacing, 2)
+    tokens = run_model(model, schedules, slow_spacing, 2, dependency_only=True)
     joined = reconvergent_fifos(model)
     producers = {t: n.name for n in model.graph.node for t in n.output}
     consumers = {t: n.name for n in model.graph.node for t in n.input}

@@ -14,7 +14,8 @@ later iteration (:mod:`hw_gen.hwmodel.fifosim`). The schedules:
   fills ((K-1) rows and K pixels) before the first output;
 - padding: an output pixel waits for the input pixel at or before it in raster order;
 - nearest upsampling: an output pixel waits for its source pixel;
-- duplicate streams, add: one word in, one word (per output) out per iteration;
+- duplicate streams: one word in, one word per output out per iteration; add (two streams):
+  one word of each in, one out, spread over the layer's cycles;
 - concat: per pixel, the words of input 0, then of input 1, ..., one word written per read;
 - our layers' upsamplers and multi-branch upsampling: proportional, plus the input rows their
   line buffers look ahead (one row for bilinear, the largest dilation for multi-branch);
@@ -40,6 +41,7 @@ class Schedule:
     T: int
     reads: list[np.ndarray]
     writes: list[np.ndarray]
+    need: np.ndarray | None = None  # one input, one output: input words each write needs
 
 
 def words(shape) -> int:
@@ -76,7 +78,7 @@ def _pattern(need: np.ndarray, n_in: int, T: int) -> Schedule:
     if n_out < n_in:
         reads = _spread(n_in, T)
         even = ((np.arange(1, n_out + 1, dtype=np.int64) * T) // n_out) - 1
-        return Schedule(T, [reads], [_strict(np.maximum(even, reads[need - 1]))])
+        return Schedule(T, [reads], [_strict(np.maximum(even, reads[need - 1]))], need)
     span = max(n_out, T - int(need[0]))
     writes = _spread(n_out, span)
     first_use = np.searchsorted(need, np.arange(1, n_in + 1), side="left")
@@ -84,7 +86,8 @@ def _pattern(need: np.ndarray, n_in: int, T: int) -> Schedule:
     k = np.arange(n_in, dtype=np.int64)
     reads = np.minimum.accumulate((latest - k)[::-1])[::-1] + k
     shift = max(0, -int(reads[0]))
-    return Schedule(max(T, int(writes[-1]) + shift + 1), [reads + shift], [writes + shift])
+    return Schedule(max(T, int(writes[-1]) + shift + 1), [reads + shift], [writes + shift],
+                    need)
 
 
 def _proportional_need(n_in: int, n_out: int, lookahead: int = 0) -> np.ndarray:
@@ -107,7 +110,8 @@ def _mvau(inst, n_in: int, n_out: int) -> Schedule:
     base = np.arange(vectors, dtype=np.int64)[:, None] * (sf * nf)
     reads = (base + np.arange(sf)[None, :]).reshape(-1)
     writes = (base + (np.arange(1, nf + 1) * sf - 1)[None, :]).reshape(-1)
-    return Schedule(vectors * sf * nf, [reads], [writes])
+    need = (np.arange(vectors * nf, dtype=np.int64) // nf + 1) * sf
+    return Schedule(vectors * sf * nf, [reads], [writes], need)
 
 
 def _swg(inst, n_in: int, n_out: int, T: int) -> Schedule:
@@ -203,9 +207,10 @@ def layer_schedule(node, model) -> Schedule:
     if op.startswith("DuplicateStreams"):
         k = np.arange(n_ins[0], dtype=np.int64)
         return Schedule(n_ins[0], [k], [k] * len(n_outs))
-    if op.startswith("AddStreams"):
+    if (op.startswith(("AddStreams", "Elementwise")) and len(n_ins) == 2
+            and n_ins[0] == n_ins[1] == n_outs[0]):
         k = np.arange(n_ins[0], dtype=np.int64)
-        return Schedule(n_ins[0], [k, k], [k])
+        return Schedule(max(T, n_ins[0]), [k * T // n_ins[0]] * 2, [k * T // n_ins[0]])
     if op.startswith("AxialAttention"):
         return _attention(inst, n_ins, n_outs[0], T)
     if len(n_ins) == 1 and len(n_outs) == 1:

@@ -1,9 +1,11 @@
-"""C simulation of our layers: render their HLS and one testbench, compile once with g++,
-run each layer on integers written from numpy, compare every output integer with the
-expected values (the layer's sim kernel)."""
+"""C simulation of our layers: render their HLS and one testbench, compile it with g++ (a
+translation unit per CPU, in parallel, linked into one binary), run each layer on integers
+written from numpy, compare every output integer with the expected values (the layer's sim
+kernel)."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,7 +64,9 @@ def _ports(layer: HwgenHLSBackend, output: bool) -> list[dict]:
 
 
 def testbench_sources(cases: list[LayerCase]) -> dict[str, str]:
-    """The layers' headers, their top functions (as includes) and the testbench."""
+    """The layers' headers, their top functions (as includes), the testbench's translation
+    units ``run_part<i>.cpp`` (one per CPU at most, the layers dealt among them) and ``tb.cpp``,
+    the main function."""
     sources: dict[str, str] = {}
     layers = []
     for case in cases:
@@ -75,7 +79,13 @@ def testbench_sources(cases: list[LayerCase]) -> dict[str, str]:
             "inputs": _ports(case.layer, False), "outputs": _ports(case.layer, True),
             "frames": int(np.asarray(case.inputs[0]).shape[0]),
         })
-    sources["tb.cpp"] = render("layer_tb.cpp.j2", layers=layers)
+    # as many translation units as g++ processes run in parallel, the layers dealt among them
+    # (each unit parses ap_int once)
+    units = min(len(layers), os.cpu_count() or 1)
+    for i in range(units):
+        sources[f"run_part{i}.cpp"] = render("layer_tb.cpp.j2", layers=layers[i::units],
+                                             main=False)
+    sources["tb.cpp"] = render("layer_tb.cpp.j2", layers=layers, main=True)
     return sources
 
 

@@ -58,9 +58,12 @@ def lower(
     resume: bool = False,
     checker: Checker | None = None,
     progress: Callable[[str], None] | None = None,
+    fold_board: dict | None = None,
 ) -> LoweringResult:
     """Lower ``model_path`` into ``out_dir``; writes ``dataflow.onnx`` (the whole lowered graph,
-    hardware layers and the software ends, in one file) and ``layers.json`` when every step ran."""
+    hardware layers and the software ends, in one file) and ``layers.json`` when every step ran.
+    ``fold_board`` (``{"board": name, "fit": 0.8, "strict_fps": False}``) folds the target rate
+    to the board's resources."""
     out = Path(out_dir)
     init_finn(out / "finn_build")
     fpga = get_board(board)
@@ -68,6 +71,7 @@ def lower(
         model_path, out, fpga.part, outputs=outputs, stop_after=stop_after, resume=resume,
         checker=checker, progress=progress, clk_ns=clk_ns, target_fps=target_fps,
         folding_config=None if folding_config is None else str(folding_config),
+        fold_board=fold_board,
         board=fpga.name,
     )
     dataflow = None

@@ -85,6 +85,7 @@ def run_lowering(
     clk_ns: float = 10.0,
     target_fps: float | None = None,
     folding_config: str | None = None,
+    fold_board: dict | None = None,
     board: str | None = None,
 ) -> LoweringRun:
     """Lower ``model_path`` (a QONNX export) step by step into ``out_dir``."""
@@ -98,7 +99,8 @@ def run_lowering(
     (out / "steps").mkdir(parents=True, exist_ok=True)
     ctx_path = out / "steps" / "context.json"
     ctx = S.LoweringContext(fpga_part=fpga_part, outputs=outputs, clk_ns=clk_ns,
-                            target_fps=target_fps, folding_config=folding_config)
+                            target_fps=target_fps, folding_config=folding_config,
+                            **(fold_board or {}))
     start = 0
     last = None
     model = load_model(model_path)

@@ -57,6 +57,9 @@ class LoweringContext:
     clk_ns: float = 10.0
     target_fps: float | None = None
     folding_config: str | None = None
+    board: str | None = None  # fold to this board's resources (hw_gen.hwmodel.fold_search)
+    fit: float = 0.8
+    strict_fps: bool = False
     facts: dict[str, Any] = field(default_factory=dict)
 
 
@@ -161,16 +164,18 @@ def streamline(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
     import finn.transformation.streamline.absorb as absorb
     from finn.transformation.streamline import Streamline
 
+    from hw_gen.lowering.skip_noops import apply_skipping_noops
+
     model = model.transform(absorb.AbsorbScalarBiasIntoMultiThreshold())
     model = model.transform(MoveScalesPastJoins())
-    model = model.transform(Streamline())
+    model = apply_skipping_noops(model, Streamline())
     model = model.transform(attention.AbsorbOutputSign())
     model = model.transform(LowerConvsToMatMul())
     model = _layout_cleanup(model)
     model = model.transform(ConvertBipolarToXnor())
     model = model.transform(padding.MapBinaryPadValues())
     model = model.transform(MoveScalesPastJoins())
-    model = model.transform(Streamline())
+    model = apply_skipping_noops(model, Streamline())
     model = _layout_cleanup(model)
     ties = rounding.ApplyHalfEvenTies()
     model = model.transform(ties)
@@ -287,7 +292,8 @@ def specialize(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
 
 
 def fold(model: ModelWrapper, ctx: LoweringContext) -> ModelWrapper:
-    return apply_folding(model, ctx.target_fps, ctx.clk_ns, ctx.folding_config)
+    return apply_folding(model, ctx.target_fps, ctx.clk_ns, ctx.folding_config, ctx.board,
+                         ctx.fit, ctx.strict_fps, ctx.facts)
 
 
 def _keep_float_thresholds_in_software(model: ModelWrapper, hide: bool) -> ModelWrapper:

@@ -6,21 +6,22 @@ count (XNOR popcount, BIPOLAR x BIPOLAR, or an input of at most four bits times 
 BIPOLAR weights, one bit plane at a time), the pixels are packed into bits first and the
 windows taken over the packed bytes: the same rows of bits the unfused path packs, in
 (ky, kx, c) order, each pixel's channels padded to whole bytes (padding bits 0 in input and
-weights, so they neither match nor count). Other MVAUs decline, and the executor runs the
-two kernels in turn.
+weights, so they neither match nor count). A multi-bit product whose accumulator bound is
+below 2^24 (the 8-bit stem) gathers its windows from the float32 map tile by tile into one
+float32 product each. Other MVAUs decline, and the executor runs the two kernels in turn.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from sim.bitconv import pack_pixels, row_tiles, weight_words, window_grid
+from sim.bitconv import map_tiles, pack_pixels, weight_words, window_grid
 from sim.bundle import Node, SimError
 from sim.datatypes import dtype
-from sim.exact import packed_matches, packed_plane_dot, packed_sign_dot
+from sim.exact import FLOAT32_EXACT, packed_matches, packed_plane_dot, packed_sign_dot
 from sim.kernels import register_fusion
 from sim.kernels.matrix import activate, as_bits, plane_route, product_bound
-from sim.kernels.window import check_window_input
+from sim.kernels.window import check_window_input, sliding_window
 
 
 def _bit_planes(node: Node, x: np.ndarray, mode: str, bits: int) -> list[np.ndarray]:
@@ -52,7 +53,7 @@ def window_mvau(
     elif plane_route(idt, wdt):
         mode = "plane"
     else:
-        return None
+        return _window_matmul(window, mvau, x, w, mvau_rest[1:])
     if int(window.attr("depthwise", 0)) or x.ndim != 4:
         return None
     check_window_input(window, x)
@@ -86,19 +87,9 @@ def window_mvau(
     thresholds = mvau_rest[1] if len(mvau_rest) > 1 else None
     bound = product_bound(mvau, w)
     packed = [pack_pixels(p) for p in planes]
-    out = None
-    for start, *rows in _zip_tiles(packed, (kh, kw), stride, dilation):
-        part = activate(mvau, product(rows), thresholds, bound)
-        if out is None:
-            out = np.empty((grid[0] * grid[1] * grid[2], mh), dtype=part.dtype)
-        out[start * grid[2] : start * grid[2] + part.shape[0]] = part
+    out = map_tiles(packed, (kh, kw), stride, dilation,
+                    lambda rows: activate(mvau, product(rows), thresholds, bound))
     return out.reshape(grid + (mh,))
-
-
-def _zip_tiles(packed: list[np.ndarray], kernel, stride, dilation):
-    """(first output row, rows of plane 0, rows of plane 1, ...) per tile."""
-    for tiles in zip(*(row_tiles(p, kernel, stride, dilation) for p in packed)):
-        yield (tiles[0][0],) + tuple(t[1] for t in tiles)
 
 
 def _mostly_signs(x: np.ndarray) -> bool:
@@ -106,3 +97,32 @@ def _mostly_signs(x: np.ndarray) -> bool:
     with a correction beats two bit planes. (Rows of windows with a zero are at most k*k
     times the zeros; a quarter of the rows is where two planes start to win.)"""
     return int(np.count_nonzero((x == 0) | (x == -2))) * 9 < x.size // 4
+
+
+def _window_matmul(window: Node, mvau: Node, x: np.ndarray, w: np.ndarray,
+                   rest: list[np.ndarray]) -> np.ndarray | None:
+    """A multi-bit product (the 8-bit stem) whose accumulator bound from the data types is
+    below 2^24: windows gathered from the float32 map, tile by tile, one float32 product
+    each (exact: every product and partial sum is an integer float32 holds)."""
+    bound = product_bound(mvau, w)
+    if (bound is None or bound >= FLOAT32_EXACT or int(window.attr("depthwise", 0))
+            or x.ndim != 4 or x.dtype.kind not in "iu"):
+        return None
+    check_window_input(window, x)
+    kernel = tuple(int(v) for v in window.attr("ConvKernelDim"))
+    stride = tuple(int(v) for v in window.attr("Stride"))
+    dilation = tuple(int(v) for v in window.attr("Dilation"))
+    mw, mh = int(mvau.attr("MW")), int(mvau.attr("MH"))
+    if w.shape != (mw, mh) or mw != kernel[0] * kernel[1] * x.shape[-1]:
+        return None
+    wf = np.asarray(w).astype(np.float32)
+
+    def gather(part, k, s, d):
+        return sliding_window(part, k, s, d).reshape(-1, mw)
+
+    grid = window_grid(x.shape, kernel, stride, dilation)
+    thresholds = rest[0] if rest else None
+    out = map_tiles([x.astype(np.float32)], kernel, stride, dilation,
+                    lambda rows: activate(mvau, np.matmul(rows[0], wf).astype(np.int32),
+                                          thresholds, bound), gather)
+    return out.reshape(grid + (mh,))

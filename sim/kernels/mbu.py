@@ -21,7 +21,7 @@ from typing import Iterator
 
 import numpy as np
 
-from sim.bitconv import pack_pixels, row_tiles, weight_words
+from sim.bitconv import map_tiles, pack_pixels, weight_words
 from sim.bundle import Node
 from sim.datatypes import dtype
 from sim.exact import packed_matches
@@ -72,10 +72,8 @@ def branch_accumulators(x: np.ndarray, weights: np.ndarray,
         ww = weight_words(w_bits, TAPS, cin)
         # the dilation-d windows of the map padded by d sit inside the one padded by dmax
         part = packed[:, dmax - d : dmax + h + d, dmax - d : dmax + w + d]
-        acc = np.empty((n * h * w, ww.shape[0]), dtype=np.int32)
-        for start, rows in row_tiles(part, (3, 3), (1, 1), (d, d)):
-            matches = packed_matches(rows, ww, k_bits)
-            acc[start * w : start * w + rows.shape[0]] = 2 * matches - k_bits
+        acc = map_tiles([part], (3, 3), (1, 1), (d, d),
+                        lambda rows, ww=ww: 2 * packed_matches(rows[0], ww, k_bits) - k_bits)
         yield acc.reshape(n, h, w, -1)
 
 
