@@ -28,13 +28,33 @@ def _pass_through(node) -> bool:
     return node.op_type.startswith(PASS_THROUGH)
 
 
+def _signature(model: ModelWrapper, node) -> tuple:
+    """Op type, tensor shapes and parameter values of a node."""
+    import hashlib
+
+    params = []
+    for t in list(node.input) + list(node.output):
+        init = model.get_initializer(t)
+        shape = tuple(model.get_tensor_shape(t) or ())
+        params.append((shape, None if init is None else
+                       hashlib.sha1(np.ascontiguousarray(init).tobytes()).hexdigest()))
+    return (node.op_type, tuple(params))
+
+
 def map_tensors(fifo_model: ModelWrapper, model: ModelWrapper, tensors: dict) -> dict:
     """sim's tensors under the FIFO'd graph's tensor names."""
-    names = {n.name: n for n in model.graph.node}
+    by_sig: dict[tuple, list] = {}
+    for n in model.graph.node:
+        by_sig.setdefault(_signature(model, n), []).append(n)
     values: dict[str, np.ndarray] = {}
     for node in fifo_model.graph.node:
-        twin = names.get(node.name)
-        if twin is None or twin.op_type != node.op_type:
+        # FINN renumbers nodes after inserting FIFOs: parallel branches (attention's
+        # projections) can swap names, so a twin must also have the same parameters
+        candidates = by_sig.get(_signature(fifo_model, node), [])
+        twin = next((n for n in candidates if n.name == node.name), None)
+        if twin is None and len(candidates) == 1:
+            twin = candidates[0]
+        if twin is None:
             continue
         for ours, theirs in zip(list(node.input) + list(node.output),
                                 list(twin.input) + list(twin.output)):
