@@ -106,6 +106,7 @@ def run_lowering(
     model = load_model(model_path)
     fingerprint = lowering_fingerprint(model_path, board, fpga_part, clk_ns, target_fps,
                                        folding_config, outputs)
+    fingerprint.update({k: v for k, v in (fold_board or {}).items() if k != "board"})
     if resume:
         changed = differences(read_fingerprint(out / "steps"), fingerprint)
         if changed:
