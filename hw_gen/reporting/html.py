@@ -51,7 +51,9 @@ def _network_section(est: dict) -> str:
              ["cycles per frame", f"{net['cycles_per_frame']} (limited by {net['limited_by']})"],
              ["latency", f"{net['latency_cycles']} cycles"],
              ["FIFO memory", f"{net['fifo']['bits'] / 8192:.1f} KiB in {net['fifo']['count']} "
-                             f"FIFOs {net['fifo']['bits_by_type']}"]]
+                             "FIFOs (" + ", ".join(f"{kind} {bits / 8192:.1f} KiB" for kind, bits
+                                                   in sorted(net['fifo']['bits_by_type'].items()))
+                             + ")"]]
     facts += [[k, f"{net['totals'][k]} of {net['capacity'][k]}"] for k in net["totals"]]
     return (f"<h2>Network on {html.escape(net['board'])}</h2>"
             f"<div class='chart' id='utilisation'>{chart}</div>{_table(['', ''], facts)}")
