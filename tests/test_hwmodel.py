@@ -8,6 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 from brevitas.export import export_qonnx
 from qonnx.core.modelwrapper import ModelWrapper
@@ -82,13 +83,17 @@ def test_mvau_schedule_matches_finns_cycle_formula(built):
             checked += 1
         elif node.op_type.startswith("ConvolutionInputGenerator"):
             sched = layer_schedule(node, model)
-            assert sched.T >= inst.get_exp_cycles()
             k = inst.get_nodeattr("ConvKernelDim")[0]
             w = inst.get_nodeattr("IFMDim")[1]
             words_per_px = len(sched.reads[0]) // (w * inst.get_nodeattr("IFMDim")[0])
-            # the first window waits for its line buffer: (K-1) rows and K pixels
-            first = sched.writes[0][0]
-            assert (sched.reads[0] <= first).sum() >= ((k - 2) * w + k - 1) * words_per_px
+            window = k * k * words_per_px  # output words of one window
+            # RTL order: the window's first element leaves right after its pixel is read, one
+            # word per cycle; its last waits for the line buffer, (K-1) rows and K pixels
+            assert sched.writes[0][0] == sched.reads[0][0] + 2
+            assert np.all(np.diff(sched.writes[0]) >= 1)
+            last = sched.writes[0][window - 1]
+            assert (sched.reads[0] < last).sum() >= ((k - 1) * w + k) * words_per_px
+            assert sched.T >= max(len(sched.writes[0]), len(sched.reads[0]))
     assert checked >= 3
 
 

@@ -134,10 +134,7 @@ def _cycles(result, op_type: str) -> list[tuple[str, dict, dict]]:
 @pytest.mark.parametrize("op_type", [
     "FMPadding_rtl",
     "Thresholding_rtl",
-    pytest.param("ConvolutionInputGenerator_rtl", marks=pytest.mark.xfail(strict=True, reason=(
-        "the hardware model's sliding-window schedule waits for a window's last input pixel "
-        "(first output at 22 cycles here); FINN's RTL emits the window's first element once "
-        "its first pixel is in (2 cycles)"))),
+    "ConvolutionInputGenerator_rtl",
 ])
 def test_hardware_model_schedule_matches_rtl(two_bit, op_type):
     """Per RTL layer kind, the hardware model's schedule against the measured cycles: the

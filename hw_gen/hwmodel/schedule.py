@@ -9,9 +9,11 @@ later iteration (:mod:`hw_gen.hwmodel.fifosim`). The schedules:
   neuron fold (iterations 0..MW/SIMD-1), then writes one PE-wide word at the end of each of
   the MH/PE folds (iteration (n+1)*MW/SIMD - 1): ``T = vectors * MW/SIMD * MH/PE``, FINN's
   own cycle formula;
-- sliding window (ConvolutionInputGenerator): reads spread over FINN's cycle count; an output
-  word of window (oy, ox) waits for the last input pixel of that window, so the line buffer
-  fills ((K-1) rows and K pixels) before the first output;
+- sliding window, FINN's RTL generator (default style): the window's elements in the RTL's
+  order, one word per cycle, each two cycles after the input word it reads; one input word per
+  cycle while the line buffer has room; frames do not overlap. Other generators (HLS, the
+  parallel style): an output word of window (oy, ox) waits for the window's last input pixel,
+  reads spread over FINN's cycle count;
 - padding: an output pixel waits for the input pixel at or before it in raster order;
 - nearest upsampling: an output pixel waits for its source pixel;
 - duplicate streams: one word in, one word per output out per iteration; add (two streams):
@@ -114,7 +116,52 @@ def _mvau(inst, n_in: int, n_out: int) -> Schedule:
     return Schedule(vectors * sf * nf, [reads], [writes], need)
 
 
+def _swg_elements(inst, n_out: int) -> np.ndarray | None:
+    """The input word (0-based) each output word reads, in FINN's RTL order: per window, the
+    elements (ky, kx, channel fold), or (channel fold, ky, kx) when depthwise; None when the
+    generator emits whole windows per word."""
+    h, w = inst.get_nodeattr("IFMDim")
+    oh, ow = inst.get_nodeattr("OFMDim")
+    kh, kw = inst.get_nodeattr("ConvKernelDim")
+    sy, sx = inst.get_nodeattr("Stride")
+    dy, dx = inst.get_nodeattr("Dilation")
+    cf = inst.get_nodeattr("IFMChannels") // inst.get_nodeattr("SIMD")
+    if n_out != oh * ow * kh * kw * cf or h == 1 or w == 1:
+        return None
+    oy, ox = np.divmod(np.arange(oh * ow, dtype=np.int64), ow)
+    ky, kx, c = np.meshgrid(np.arange(kh), np.arange(kw), np.arange(cf), indexing="ij")
+    if _attr(inst, "depthwise", 0) and cf > 1:
+        ky, kx, c = (np.moveaxis(a, 2, 0) for a in (ky, kx, c))
+    y = oy[:, None] * sy + ky.reshape(-1)[None, :] * dy
+    x = ox[:, None] * sx + kx.reshape(-1)[None, :] * dx
+    return ((y * w + x) * cf + c.reshape(-1)[None, :]).reshape(-1)
+
+
+def _swg_stream(elem: np.ndarray, n_in: int, buffer: int) -> Schedule:
+    """FINN's RTL generator (swg_template_default): one output word per cycle, each once the
+    input word it reads is buffered; one input word per cycle while the buffer has room (the
+    oldest buffered word is no longer needed by any later output). Frames do not overlap."""
+    need = np.maximum.accumulate(elem) + 1
+    oldest_needed = np.minimum.accumulate(elem[::-1])[::-1]
+    # outputs that must have left before input word i can overwrite word i - buffer
+    before = np.searchsorted(oldest_needed, np.arange(n_in, dtype=np.int64) - buffer,
+                             side="right")
+    reads = np.arange(n_in, dtype=np.int64)
+    for _ in range(len(elem) + n_in):
+        writes = _strict(reads[need - 1] + 2)  # buffered, fetched, then on the output
+        gate = np.where(before > 0, writes[np.maximum(before, 1) - 1], 0)  # after that fetch
+        new = _strict(np.maximum(reads, gate))
+        if np.array_equal(new, reads):
+            break
+        reads = new
+    return Schedule(int(max(reads[-1], writes[-1])) + 1, [reads], [writes], need)
+
+
 def _swg(inst, n_in: int, n_out: int, T: int) -> Schedule:
+    rtl_default = hasattr(inst, "select_impl_style") and inst.select_impl_style() == "default"
+    elem = _swg_elements(inst, n_out) if rtl_default else None
+    if elem is not None:
+        return _swg_stream(elem, n_in, int(inst.get_buffer_depth()))
     h, w = inst.get_nodeattr("IFMDim")
     oh, ow = inst.get_nodeattr("OFMDim")
     kh, kw = inst.get_nodeattr("ConvKernelDim")
