@@ -33,6 +33,7 @@ def main() -> int:
     from brevitas_models.configs import build_config
     from brevitas_models.export import export_qonnx
     from hw_gen.build import build
+    from hw_gen.errors import HwGenError
 
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="paper_estimate_"))
     torch.manual_seed(0)
@@ -41,13 +42,22 @@ def main() -> int:
     x = torch.randint(0, 256, (1, 3, h, w), generator=torch.Generator().manual_seed(0)) / 255.0
     onnx_path = export_qonnx(model, x, work / f"{CONFIG}.onnx")
     start = time.perf_counter()
-    result = build(onnx_path, work / "build", board=BOARD, target_fps=TARGET_FPS,
-                   stop_after="estimate")
+    try:
+        result = build(onnx_path, work / "build", board=BOARD, target_fps=TARGET_FPS,
+                       stop_after="estimate")
+    except HwGenError as exc:  # the board cannot hold the network at any folding
+        record = {"config": CONFIG, "input_hw": [h, w], "board": BOARD,
+                  "target_fps": TARGET_FPS, "fits": False, "refusal": str(exc),
+                  "build_seconds": round(time.perf_counter() - start, 1)}
+        Path(args.out).write_text(json.dumps(record, indent=1) + "\n")
+        print(f"{BOARD} refused: {exc}")
+        return 0
     seconds = time.perf_counter() - start
     network = json.loads((work / "build" / "report" / "estimate.json").read_text())["network"]
     record = {
         "config": CONFIG, "input_hw": [h, w], "board": BOARD, "target_fps": TARGET_FPS,
-        "passed": result.passed, "fps": network["fps"], "clock_mhz": network["clock_mhz"],
+        "fits": True, "passed": result.passed, "fps": network["fps"],
+        "clock_mhz": network["clock_mhz"],
         "limited_by": network["limited_by"], "cycles_per_frame": network["cycles_per_frame"],
         "utilisation": network["utilisation"], "totals": network["totals"],
         "capacity": network["capacity"], "fifo": network["fifo"],
