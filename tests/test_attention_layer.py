@@ -240,3 +240,14 @@ def test_docs_state_the_computed_64x128_figures():
     figures += [board.resources["BRAM_18K"] * 18432, board.resources["URAM"] * 294912]
     missing = [f for f in figures if f"{f:,}" not in doc and f" {f} " not in doc]
     assert not missing, f"docs/attention.md does not state {missing}"
+
+
+@pytest.mark.parametrize("style, impl", [("block", "bram"), ("ultra", "uram")])
+def test_ram_style_binds_every_buffer_in_the_hls(style, impl):
+    layer = _layer_64x128(16)
+    layer.set_nodeattr("ram_style", style)
+    source = "\n".join(layer.render_sources().values())
+    bound = {line.split("variable=")[1].split()[0]: line.split("impl=")[1].strip()
+             for line in source.splitlines() if "BIND_STORAGE" in line}
+    assert bound == {name: impl for name in
+                     ("q_row", "k_row", "v_row", "q_frame", "k_frame", "r_frame", "residual")}

@@ -2,9 +2,10 @@
 that minimise the largest utilisation fraction.
 
 For a rate F, every layer (FINN's through SetFolding, ours through their folding options) gets
-the least parallelism that meets F's cycle budget; then each matrix-vector unit takes the
-memory options FINN offers (``mem_mode``, ``ram_style``, ``resType``) that minimise the largest
-utilisation fraction of the board (ties: fewer LUTs), two greedy passes over the layers. A
+the least parallelism that meets F's cycle budget; then each matrix-vector unit and each layer
+of ours takes the folding within that budget and the memory options
+(:mod:`hw_gen.hwmodel.layer_options`) that minimise the board's utilisation fractions, largest
+first (ties: fewer LUTs), two greedy passes over the layers. A
 folding *fits* when every resource of the layers and the shell stays at most ``fit`` (80%) of
 the board. The rate is capped by the DMA's bandwidth on the board's memory port; when F does
 not fit, a bisection on the rate (in log space) finds the highest one that does, and the
@@ -21,20 +22,13 @@ from qonnx.custom_op.registry import getCustomOp
 
 from hw_gen.boards import Board
 from hw_gen.errors import HwGenError
+from hw_gen.hwmodel import layer_options
 from hw_gen.hwmodel import resources as R
 from hw_gen.hwmodel.estimate import RESOURCES, boundary_streams, layer_estimate
 from hw_gen.hwmodel.fifosim import hw_nodes
 
 DEFAULT_FIT = 0.8
 BISECTION_STEPS = 12
-MEMORY_OPTIONS = [  # (mem_mode, ram_style, resType) FINN's MVAU accepts
-    ("internal_decoupled", "auto", "lut"),
-    ("internal_decoupled", "block", "lut"),
-    ("internal_decoupled", "distributed", "lut"),
-    ("internal_decoupled", "ultra", "lut"),
-    ("internal_embedded", "auto", "lut"),
-    ("internal_decoupled", "auto", "dsp"),
-]
 
 
 @dataclass
@@ -62,33 +56,34 @@ def _utilisation(totals: dict[str, int], board: Board) -> dict[str, float]:
 
 
 def _score(totals, board):
+    """Lower is better: the utilisation fractions, largest first, then LUTs."""
     util = _utilisation(totals, board)
-    return (max(util.values()), totals["LUT"])
+    return tuple(sorted(util.values(), reverse=True)) + (totals["LUT"],)
 
 
-def choose_memory(model: ModelWrapper, board: Board, rows: dict[str, dict],
-                  totals: dict[str, int]) -> None:
-    """Per matrix-vector unit, the memory options minimising the largest utilisation."""
+def choose_options(model: ModelWrapper, board: Board, rows: dict[str, dict],
+                   totals: dict[str, int], budget_cycles: int) -> None:
+    """Per matrix-vector unit and per layer of ours, the folding within ``budget_cycles`` and
+    the memory options (:mod:`hw_gen.hwmodel.layer_options`) that minimise the utilisation,
+    largest resource first; two greedy passes over the layers."""
     has_uram = bool((board.resources or {}).get("URAM"))
     for _ in range(2):
         for node in hw_nodes(model):
-            if not node.op_type.startswith("MVAU"):
-                continue
             inst = getCustomOp(node)
+            memories = layer_options.memory_settings(node, inst, board.part, has_uram)
+            foldings = layer_options.folding_settings(node, inst, budget_cycles)
+            if len(memories) * len(foldings) == 1 and not memories[0] and not foldings[0]:
+                continue
             best = None
-            for mem_mode, ram_style, res_type in MEMORY_OPTIONS:
-                if ram_style == "ultra" and not has_uram:
-                    continue
-                for attr, value in (("mem_mode", mem_mode), ("ram_style", ram_style),
-                                    ("resType", res_type)):
-                    inst.set_nodeattr(attr, value)
-                row = layer_estimate(node, model, board.part)
-                trial = {k: totals[k] - rows[node.name][k] + row[k] for k in RESOURCES}
-                key = _score(trial, board)
-                if best is None or key < best[0]:
-                    best = (key, (mem_mode, ram_style, res_type), row, trial)
-            for attr, value in zip(("mem_mode", "ram_style", "resType"), best[1]):
-                inst.set_nodeattr(attr, value)
+            for folding in foldings:
+                for memory in memories:
+                    layer_options.apply(inst, {**folding, **memory})
+                    row = layer_estimate(node, model, board.part)
+                    trial = {k: totals[k] - rows[node.name][k] + row[k] for k in RESOURCES}
+                    key = _score(trial, board)
+                    if best is None or key < best[0]:
+                        best = (key, {**folding, **memory}, row, trial)
+            layer_options.apply(inst, best[1])
             rows[node.name] = best[2]
             totals.update(best[3])
 
@@ -132,7 +127,8 @@ def fold_at(model: ModelWrapper, fps: float, clk_ns: float, board: Board):
     rows = _estimates(folded, board)
     shell = _shell(folded, board)
     totals = {k: sum(r[k] for r in rows.values()) + shell[k] for k in RESOURCES}
-    choose_memory(folded, board, rows, totals)
+    budget = max([target_cycles(fps, clk_ns)] + [r["cycles"] for r in rows.values()])
+    choose_options(folded, board, rows, totals, budget)
     return folded, rows, totals
 
 
@@ -190,8 +186,9 @@ def fold_to_board(model: ModelWrapper, board: Board, clk_ns: float, target_fps: 
     low = 1e9 / clk_ns / max(1, max(r["cycles"] for r in _estimates(model, board).values()))
     best = (low, fold_at(model, low, clk_ns, board))
     if not fits(best[1][2]):
-        raise HwGenError(f"{board.name} cannot hold the network even at its least parallel "
-                         f"folding: {_over(best[1][1], best[1][2], board, fit, reserve)}")
+        raise HwGenError(f"{board.name} cannot hold the network at any rate: at {low:.3g} "
+                         f"frames/s, with the folding and memories that use least, "
+                         f"{_over(best[1][1], best[1][2], board, fit, reserve)}")
     failing = (goal, fold)
     for _ in range(BISECTION_STEPS):
         mid = math.sqrt(best[0] * failing[0])

@@ -36,6 +36,7 @@ PROJECTION_INPUTS = (Q, K)
 BRAM_18K_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
 URAM_SHAPE = (4096, 72)
 RAM_STYLES = {"block", "ultra"}
+RAM_IMPL = {"block": "bram", "ultra": "uram"}  # Vitis HLS BIND_STORAGE impl of each
 
 
 LUTRAM_BITS = 2048  # smaller memories go to LUTs, as FINN's estimates assume
@@ -306,6 +307,7 @@ class AxialAttention_hls(AxialAttention, HwgenHLSBackend):
             "value_bipolar": vdt in (DataType["BIPOLAR"], DataType["BINARY"]),
             "value_bits": vdt.bitwidth(),
             "out_bits": odt.bitwidth(), "residual_depth": self.residual_fifo_depth(),
+            "ram_impl": RAM_IMPL[self.get_nodeattr("ram_style")],
             "bits": {
                 "popcount": bits_unsigned(spec.proj_channels),
                 "e": bits_unsigned(spec.lut_max),
