@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -331,3 +333,26 @@ def test_float_twin_mirrors_the_block():
         assert twin(x).shape == binary(act(x)).shape == (2, 6, 10, 14)
         assert [c.dilation for c in twin.convs] == [c.dilation for c in binary.convs]
         assert hasattr(twin, "gate_logit") == hasattr(binary, "gate_logit")
+
+
+def test_ram_style_moves_the_run_time_buffers_not_the_weights():
+    """The paper-scale decoder's first MBU (512 -> 256 channels at 16x32, SIMD 256, PE 1)."""
+    model, inst = _layer(cin=512, cout=256, h=16, w=32, dilations=[1, 2, 3, 4], simd=256)
+    inst.set_nodeattr("outputDataType", inst.derive_output_datatype().name)
+    sum_bits = inst.sum_datatype().bitwidth()
+    assert sum_bits <= 72
+    block_bram = inst.bram_estimation()
+    assert inst.uram_estimation() == 0
+    inst.set_nodeattr("ram_style", "ultra")
+    # line buffer: 9 rows x 32 pixels x 2 words of 256 bits, one copy per two branches:
+    # 2 x (4 URAM wide x 1 deep); upsampling rows: 2 x 32 x 256 words of sum_bits: 4 deep
+    assert inst.uram_estimation() == 2 * 4 + 4
+    weights_only = inst.bram_estimation()
+    # 4 branches x 1 PE of 256-bit words, 256 x 9 x 2 = 4608 deep: FINN's RAMB18 rule for
+    # more than 512 words takes the 1024 x 18 shape
+    assert weights_only == 4 * math.ceil(4608 / 1024) * math.ceil(256 / 18)
+    assert block_bram > weights_only
+    header = inst.render_sources(model)["mbu.hpp"]
+    binds = [line.split("impl=")[1].strip() for line in header.splitlines()
+             if "BIND_STORAGE" in line]
+    assert binds == ["uram", "uram"]  # the upsampler's rows, the branches' line buffer

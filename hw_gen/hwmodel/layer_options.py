@@ -61,8 +61,15 @@ def _folding_choices(node, inst) -> list[dict] | None:
         mw, mh = inst.get_nodeattr("MW"), inst.get_nodeattr("MH")
         wbits = inst.get_input_datatype(1).bitwidth()
         cap = max(MVAU_WEIGHT_BITS_PER_PE, inst.get_nodeattr("SIMD") * wbits)
-        return [{"PE": pe, "SIMD": simd} for pe in divisors(mh) for simd in divisors(mw)
-                if simd * MVAU_MAX_SIMD_FOLD >= mw and simd * wbits <= cap]
+        # cycles and the weight memory's shape depend on PE * SIMD only: per product, the
+        # pairs with the most SIMD and the most PE (their LUTs differ)
+        pairs = [(pe, simd) for pe in divisors(mh) for simd in divisors(mw)
+                 if simd * MVAU_MAX_SIMD_FOLD >= mw and simd * wbits <= cap]
+        kept = {}
+        for pe, simd in pairs:
+            kept.setdefault(pe * simd, set()).add((pe, simd))
+        return [{"PE": pe, "SIMD": simd} for product in sorted(kept)
+                for pe, simd in sorted({min(kept[product]), max(kept[product])})]
     options = getattr(inst, "folding_options", None)
     if options is None:
         return None

@@ -34,6 +34,7 @@ from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 
 from hw_gen.errors import HwGenError
+from hw_gen.layers.attention import RAM_IMPL, uram_blocks
 from hw_gen.layers.base import HwgenHLSBackend, HwgenLayer
 from hw_gen.layers.upsample import (
     BRAM_18K_BITS,
@@ -91,6 +92,9 @@ class MultiBranchUpsample(HwgenLayer):
             "gateDataType": ("s", True, "UINT8"),
             "outputDataType": ("s", True, ""),
             "numInputVectors": ("i", False, 1),
+            # the run-time buffers (line buffer, upsampling rows); the weights are constants
+            # and stay in block RAM (URAM has no initial contents on UltraScale+)
+            "ram_style": ("s", False, "block", set(RAM_IMPL)),
         }
         attrs.update(super().get_nodeattr_types())
         return attrs
@@ -268,18 +272,30 @@ class MultiBranchUpsample(HwgenLayer):
             "upsample_rows": 2 * w * cout * self.sum_datatype().bitwidth(),
         }
 
-    def bram_estimation(self, fpgapart: str | None = None) -> int:
+    def _buffer_blocks(self) -> dict[str, int]:
+        """Blocks of the line buffer (one dual-port copy per two branches, K reads a cycle)
+        and of the upsampling rows, in the layer's ``ram_style``."""
         h, w = self._map()
+        k, simd = self.branches(), self.get_nodeattr("SIMD")
+        fold_in = self.get_nodeattr("IFMChannels") // simd
+        line_depth = self.line_buffer_rows() * w * fold_in
+        up_bits = self.memory_bits()["upsample_rows"]
+        if self.get_nodeattr("ram_style") == "ultra":
+            pe = self.get_nodeattr("PE")
+            up_shape = (2 * w * (self.get_nodeattr("OFMChannels") // pe),
+                        pe * self.sum_datatype().bitwidth())
+            up = uram_blocks(*up_shape) if up_bits > LUTRAM_MAX_BITS else 0
+            return {"URAM": math.ceil(k / 2) * uram_blocks(line_depth, simd) + up, "BRAM_18K": 0}
+        up = math.ceil(up_bits / BRAM_18K_BITS) if up_bits > LUTRAM_MAX_BITS else 0
+        return {"URAM": 0, "BRAM_18K": math.ceil(k / 2) * bram18(simd, line_depth) + up}
+
+    def bram_estimation(self, fpgapart: str | None = None) -> int:
         k, pe, simd = self.branches(), self.get_nodeattr("PE"), self.get_nodeattr("SIMD")
         fold_in = self.get_nodeattr("IFMChannels") // simd
         fold_out = self.get_nodeattr("OFMChannels") // pe
-        # K reads per cycle from the line buffer: one dual-port copy per two branches
-        line = math.ceil(k / 2) * bram18(simd, self.line_buffer_rows() * w * fold_in)
         # K * PE weight memories, SIMD bits wide, read every cycle
         weights = k * pe * bram18(simd, fold_out * TAPS * fold_in)
-        up_bits = self.memory_bits()["upsample_rows"]
-        up = math.ceil(up_bits / BRAM_18K_BITS) if up_bits > LUTRAM_MAX_BITS else 0
-        return line + weights + up
+        return weights + self._buffer_blocks()["BRAM_18K"]
 
     def lut_estimation(self, fpgapart: str | None = None) -> int:
         k, pe, simd = self.branches(), self.get_nodeattr("PE"), self.get_nodeattr("SIMD")
@@ -304,7 +320,7 @@ class MultiBranchUpsample(HwgenLayer):
         return 0
 
     def uram_estimation(self, fpgapart: str | None = None) -> int:
-        return 0
+        return self._buffer_blocks()["URAM"]
 
 
 def _hex_literal(bits: list[int], width: int) -> str:
@@ -350,5 +366,5 @@ class MultiBranchUpsample_hls(MultiBranchUpsample, HwgenHLSBackend):
             "pop_bits": (TAPS * cin).bit_length(), "weight_rows": weight_rows,
             "gate_rows": [", ".join(str(int(v)) for v in gate_words[b, p])
                           for b in range(k) for p in range(pe)],
-            "up": up,
+            "up": up, "ram_impl": RAM_IMPL[self.get_nodeattr("ram_style")],
         }
