@@ -179,7 +179,7 @@ def fold_to_board(model: ModelWrapper, board: Board, clk_ns: float, target_fps: 
             reason = (f"the DMA on the {board.memory_port_bits}-bit memory port allows "
                       f"{limit:.1f} frames/s")
         else:
-            slowest = max(fold[1].values(), key=lambda r: r["cycles"])
+            slowest = _limiting_layer(fold[0], fold[1])
             reason = (f"{slowest['node']} stays at {slowest['cycles']} cycles per frame (the "
                       "most parallel folding FINN allows it)")
         return result(fold, reason)
@@ -203,6 +203,20 @@ def fold_to_board(model: ModelWrapper, board: Board, clk_ns: float, target_fps: 
                                                                                limit):
         best = (best[0], same)
     return result(best[1], "above it " + _over(failing[1][1], failing[1][2], board, fit, reserve))
+
+
+def _limiting_layer(model: ModelWrapper, rows: dict[str, dict]) -> dict:
+    """Of the layers at the largest cycle count, the first with no faster folding (the others
+    were only relaxed to its rate); the first of them when none can be told."""
+    period = max(r["cycles"] for r in rows.values())
+    slowest = [r for r in rows.values() if r["cycles"] == period]
+    for row in slowest:
+        node = model.get_node_from_name(row["node"])
+        inst = getCustomOp(node)
+        faster = layer_options.folding_settings(node, inst, period - 1, span=math.inf)
+        if faster == [{}] and (layer_options.is_mvau(node) or hasattr(inst, "folding_options")):
+            return row
+    return slowest[0]
 
 
 def _over(rows: dict[str, dict], totals: dict[str, int], board: Board, fit: float,

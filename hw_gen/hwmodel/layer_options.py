@@ -77,17 +77,18 @@ def _folding_choices(node, inst) -> list[dict] | None:
     return [dict(zip(opts, combo)) for combo in itertools.product(*opts.values())]
 
 
-def folding_settings(node, inst, budget_cycles: int) -> list[dict]:
+def folding_settings(node, inst, budget_cycles: int,
+                     span: float = PARALLELISM_SPAN) -> list[dict]:
     """The foldings of a matrix-vector unit or one of our layers within ``budget_cycles`` a
-    frame, up to PARALLELISM_SPAN times the current parallelism (``[{}]``: keep it)."""
+    frame, up to ``span`` times the current parallelism (``[{}]``: keep it)."""
     choices = _folding_choices(node, inst)
     if choices is None:
         return [{}]
     current = {a: inst.get_nodeattr(a) for a in choices[0]}
-    span = PARALLELISM_SPAN * math.prod(current.values())
+    most = span * math.prod(current.values())
     fast = []
     for choice in choices:
-        if math.prod(choice.values()) > span:
+        if math.prod(choice.values()) > most:
             continue
         apply(inst, choice)
         if inst.get_exp_cycles() <= budget_cycles:
