@@ -6,7 +6,7 @@ CONSTRAINTS := requirements/constraints.txt
 PIP := $(PY) -m pip install --disable-pip-version-check -q -c $(CONSTRAINTS)
 STAMP := $(VENV)/.setup-done
 
-.PHONY: setup demo test test-all bench ablation opcount-table clean board-env board-test bitstream
+.PHONY: setup demo test test-all bench ablation opcount-table paper-tables clean board-env board-test bitstream
 
 setup: $(STAMP)
 
@@ -29,6 +29,11 @@ ablation: setup
 # Op counts of the paper-scale configurations into brevitas_models/README.md (~3 min)
 opcount-table: setup
 	$(PY) -m brevitas_models opcount --readme brevitas_models/README.md
+
+# Op counts and ZCU104 board estimates of the paper-scale configurations into
+# brevitas_models/README.md (~40 min on 2 cores: three lowerings at full input size)
+paper-tables: opcount-table
+	$(PY) bench/paper_estimate.py --readme brevitas_models/README.md
 
 test: setup
 	$(PY) -m pytest -q -n 2 -m "not slow"
