@@ -62,7 +62,7 @@ def board_fit(model: ModelWrapper, board_name: str, pixels: int,
             reserve = {k: sum(r[k] for r in added) for k in RESOURCES}
             try:
                 folded, run, est = _fold_and_size(model, board, clk_ns, target_fps, reserve)
-            except HwGenError:  # not even the least parallel folding leaves room for them
+            except HwGenError:  # no rate leaves room for them
                 pass
     seconds = time.perf_counter() - t0
     net = est["network"]
