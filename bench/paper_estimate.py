@@ -51,7 +51,7 @@ def _with_fifos(folded, board, clk: float) -> dict:
     return {"utilisation": _rounded(net["utilisation"]), "fifo": net["fifo"]}
 
 
-def _without_the_board(lowered, board_name: str) -> dict:
+def _without_the_board(lowered, board_name: str, fifos: bool) -> dict:
     """The refused board's folding for the target, and the other boards' best folding."""
     from hw_gen.boards import get_board
     from hw_gen.errors import HwGenError
@@ -63,8 +63,9 @@ def _without_the_board(lowered, board_name: str) -> dict:
     record = {"at_target": {
         "fps": round(fs.achieved_fps(rows, clk, fs.dma_fps(folded, board, clk)), 2),
         "utilisation": _rounded(fs._utilisation(totals, board)), "totals": totals,
-        "most": _top_layers(rows), "with_fifos": _with_fifos(folded, board, clk)},
-        "other_boards": {}}
+        "most": _top_layers(rows)}, "other_boards": {}}
+    if fifos:
+        record["at_target"]["with_fifos"] = _with_fifos(folded, board, clk)
     for name in OTHER_BOARDS:
         other = get_board(name)
         clk = 1000.0 / other.default_clock_mhz
@@ -78,7 +79,7 @@ def _without_the_board(lowered, board_name: str) -> dict:
     return record
 
 
-def estimate(config: str, work: Path) -> dict:
+def estimate(config: str, work: Path, fifos: bool = False) -> dict:
     import torch
     from qonnx.core.modelwrapper import ModelWrapper
 
@@ -102,7 +103,7 @@ def estimate(config: str, work: Path) -> dict:
         lowered = ModelWrapper(str(next((work / "build" / "steps").glob("*_specialize.onnx"))))
         record.update({"fits": False, "refusal": str(exc),
                        "build_seconds": round(time.perf_counter() - start, 1)})
-        record.update(_without_the_board(lowered, BOARD))
+        record.update(_without_the_board(lowered, BOARD, fifos))
         return record
     network = json.loads((work / "build" / "report" / "estimate.json").read_text())["network"]
     record.update({
@@ -118,20 +119,25 @@ def estimate(config: str, work: Path) -> dict:
     return record
 
 
+def _fifo_kib(fifo: dict | None) -> str:
+    return f"{fifo['bits'] / 8192:.0f} KiB" if fifo else "not sized"
+
+
 def table(records: list[dict]) -> str:
     """The README table: one row per configuration."""
     lines = [f"Folded for {TARGET_FPS:g} frames/s on {BOARD} (`make paper-tables`, "
              "`bench/paper_estimate.json`; runtime-writable weights, fit limit 80% of every "
              "resource, FIFOs sized by the cycle model and counted). Where the folding search "
              f"refuses {BOARD}, the row gives the folding for the target (frames/s in "
-             "brackets) and the larger boards that hold the same graph without its FIFOs:", "",
+             "brackets, FIFOs not sized) and the larger boards that hold the same graph without its FIFOs:", "",
              "| configuration | input (W x H) | on ZCU104 | frames/s | LUT | BRAM18 | URAM | "
              "FIFOs | limited by |", "|---|---|---|---|---|---|---|---|---|"]
     for r in records:
         h, w = r["input_hw"]
         if "refusal" in r:
             at = r["at_target"]
-            u, fifo, fps = at["with_fifos"]["utilisation"], at["with_fifos"]["fifo"], \
+            sized = at.get("with_fifos", {})
+            u, fifo, fps = sized.get("utilisation", at["utilisation"]), sized.get("fifo"), \
                 f"({at['fps']:.1f})"
             fits = [f"{n} {o['fps']:.1f} frames/s" for n, o in r["other_boards"].items()
                     if "fps" in o and max(o["utilisation"].values()) <= 0.8]
@@ -144,7 +150,7 @@ def table(records: list[dict]) -> str:
             limit = r["limited_by"] + (f"; {r['fold_warning']}" if r["fold_warning"] else "")
         lines.append(f"| {r['config']} | {w}x{h} | {status} | {fps} | {100 * u['LUT']:.0f}% | "
                      f"{100 * u['BRAM_18K']:.0f}% | {100 * u['URAM']:.0f}% | "
-                     f"{fifo['bits'] / 8192:.0f} KiB | {limit} |")
+                     f"{_fifo_kib(fifo)} | {limit} |")
     return "\n".join(lines)
 
 
@@ -163,12 +169,15 @@ def main() -> int:
     p.add_argument("--out", default=str(Path(__file__).with_suffix(".json")))
     p.add_argument("--readme", help="write the table between the board-estimates markers")
     p.add_argument("--keep", help="folder for the builds (default: a temporary one)")
+    p.add_argument("--fifos-on-refusal", action="store_true",
+                   help="size the FIFOs of a refused board's target folding (at 1024x512 the "
+                        "cycle model took over 24 GB)")
     args = p.parse_args()
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="paper_estimate_"))
     records = []
     for config in args.configs:
         (root / config).mkdir(parents=True, exist_ok=True)
-        records.append(estimate(config, root / config))
+        records.append(estimate(config, root / config, args.fifos_on_refusal))
         print(json.dumps({k: records[-1].get(k) for k in ("config", "fits", "fps", "refusal")}),
               flush=True)
         Path(args.out).write_text(json.dumps(records, indent=1, default=str) + "\n")
