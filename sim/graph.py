@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from sim.blas import one_blas_thread
 from sim.bundle import Bundle, Node, SimError, TensorInfo
 from sim.datatypes import DataTypeError, as_int64, dtype, require_allowed, wrap
 from sim.kernels import get_fusion, get_kernel
@@ -69,6 +70,16 @@ def run(
         raise SimError(f"graph inputs disagree on the batch size: {sorted(batches)}")
     batch = batches.pop() if batches else 1
 
+    with one_blas_thread():
+        _run_nodes(bundle, context, batch, return_all, on_node)
+    if return_all:
+        return context
+    return {t.name: context[t.name] for t in bundle.outputs}
+
+
+def _run_nodes(bundle: Bundle, context: dict[str, np.ndarray], batch: int, return_all: bool,
+               on_node: Callable[[Node], None] | None) -> None:
+    """Every node in turn, its outputs added to ``context`` (fused pairs together)."""
     fusable = {} if return_all else _fusable(bundle)
     deferred: dict[str, tuple[Node, list[np.ndarray | None]]] = {}
     for node in bundle.nodes:
@@ -86,10 +97,6 @@ def run(
             context.update(run_node(node, args, batch))
         if on_node is not None:
             on_node(node)
-
-    if return_all:
-        return context
-    return {t.name: context[t.name] for t in bundle.outputs}
 
 
 def _arguments(

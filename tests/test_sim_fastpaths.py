@@ -1,0 +1,57 @@
+"""sim's fast paths against plain references that share none of their code: the arg-max of
+LabelSelect with K=1, elementwise ops in int32 at the edges of their types, OpenBLAS held
+on one thread during a run."""
+
+import numpy as np
+import pytest
+
+from sim.blas import blas_controls, one_blas_thread
+from sim.bundle import Node
+from sim.kernels import get_kernel
+
+
+def node(op_type: str, **attrs) -> Node:
+    return Node(name="n0", op_type=op_type, impl_op_type=op_type, domain="", hw=True,
+                inputs=["a", "b"], outputs=["y"], attrs=attrs, out_dtypes=["INT32"])
+
+
+@pytest.mark.parametrize("dt_range", [(0, 3), (-4, 3), (-(1 << 15), (1 << 15) - 1)])
+def test_label_select_k1_is_first_index_of_the_largest(dt_range):
+    rng = np.random.default_rng(sum(dt_range) & 0xFFFF)
+    x = rng.integers(dt_range[0], dt_range[1] + 1, size=(3, 7, 19))  # narrow types: many ties
+    x[0, 0] = dt_range[0]  # every label ties
+    got = get_kernel("LabelSelect", True).fn(node("LabelSelect", Labels=19, K=1), [x])
+    want = np.zeros(x.shape[:-1] + (1,), dtype=np.int64)
+    for idx in np.ndindex(x.shape[:-1]):
+        row = [int(v) for v in x[idx]]
+        want[idx + (0,)] = row.index(max(row))
+    assert got.shape == want.shape and np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("op", ["Add", "Sub", "AbsDiff", "Max"])
+def test_elementwise_int32_path_exact_at_the_type_edges(op):
+    lo, hi = -(1 << 29), (1 << 29) - 1  # INT30
+    a = np.array([lo, hi, lo, hi, 0, -1], dtype=np.int64)
+    b = np.array([lo, hi, hi, lo, hi, lo], dtype=np.int64)
+    kernel = get_kernel(f"Elementwise{op}", True).fn
+    got = kernel(node(f"Elementwise{op}", lhs_dtype="INT30", rhs_dtype="INT30"), [a, b])
+    plain = {"Add": lambda p, q: p + q, "Sub": lambda p, q: p - q,
+             "AbsDiff": lambda p, q: abs(p - q), "Max": max}[op]
+    want = [plain(int(p), int(q)) for p, q in zip(a, b)]
+    assert [int(v) for v in got] == want
+
+
+@pytest.mark.skipif(blas_controls() is None, reason="numpy's BLAS is not an OpenBLAS sim can find")
+def test_one_blas_thread_inside_and_restored_after():
+    get, put = blas_controls()
+    before = get()
+    put(2)
+    try:
+        with one_blas_thread():
+            assert get() == 1
+            with one_blas_thread():
+                assert get() == 1
+            assert get() == 1
+        assert get() == 2
+    finally:
+        put(before)
