@@ -55,3 +55,26 @@ def test_one_blas_thread_inside_and_restored_after():
         assert get() == 2
     finally:
         put(before)
+
+
+@pytest.mark.parametrize("shared", [True, False])
+@pytest.mark.parametrize("lo, hi, container", [(-16, 15, np.int8), (0, 200, np.uint8),
+                                               (-3000, 40, np.int16), (5, 9, np.int32)])
+def test_threshold_table_counts_as_plain_comparisons(shared, lo, hi, container):
+    from sim.thresholds import count_thresholds
+
+    rng = np.random.default_rng(hi - lo)
+    channels, steps = 5, 7
+    x = rng.integers(lo, hi + 1, size=(2, 60, 80, channels)).astype(container)
+    x[0, 0, 0] = lo
+    x[0, 0, 1] = hi
+    thr = rng.uniform(lo - 2, hi + 2, size=(1 if shared else channels, steps))
+    thr[0, 0] = np.nan
+    thr[-1, 1] = np.floor(thr[-1, 1])  # an integer threshold: x == T fires
+    got = count_thresholds(x, thr.astype(np.float32), narrow=True)
+    t32 = thr.astype(np.float32)
+    want = np.zeros(x.shape, dtype=np.int64)
+    for idx in np.ndindex(x.shape):
+        row = t32[0 if shared else idx[-1]]
+        want[idx] = sum(1 for t in row if float(x[idx]) >= float(t))
+    assert np.array_equal(got, want)
