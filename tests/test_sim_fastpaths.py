@@ -78,3 +78,19 @@ def test_threshold_table_counts_as_plain_comparisons(shared, lo, hi, container):
         row = t32[0 if shared else idx[-1]]
         want[idx] = sum(1 for t in row if float(x[idx]) >= float(t))
     assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("loop_max", [0, 1023])
+@pytest.mark.parametrize("k", [64, 300, 4608, 65472])
+def test_packed_matches_both_paths_count_agreeing_bits(loop_max, k, monkeypatch):
+    import sim.exact as exact
+
+    monkeypatch.setattr(exact, "_WORD_LOOP_MAX", loop_max)
+    rng = np.random.default_rng(k)
+    m, n = (300, 7) if k < 10000 else (3, 2)
+    a = rng.integers(0, 2, (m, k), dtype=np.uint8)
+    w = rng.integers(0, 2, (n, k), dtype=np.uint8)
+    a[0], w[0] = 1, 1  # every bit agrees: the count reaches K
+    got = exact.packed_matches(exact.pack_bit_rows(a), exact.pack_bit_rows(w), k)
+    want = (a[:, None, :] == w[None, :, :]).sum(axis=-1, dtype=np.int64)
+    assert np.array_equal(got, want)
