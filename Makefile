@@ -69,6 +69,7 @@ bench: setup
 	$(PY) bench/sim_vs_torch_finn.py
 	$(PY) bench/build_time.py --out bench/build_time.json
 	$(PY) bench/hwmodel.py --out bench/hwmodel.json
+	$(PY) bench/sim_paper.py
 
 clean:
 	rm -rf build/ $(BOARD_VENV) demo_out/ ablation_out/ .pytest_cache

@@ -9,7 +9,8 @@ execution of our two layers (attention, MBU) calls sim's kernels; every other la
 Times are per frame (batch 1), the best of ``--repeat`` interleaved rounds: torch eval (2
 threads, ``torch.inference_mode()``), sim on the lowered graph before specialization and on
 the specialized, folded ``dataflow.onnx``, and the physical reference: the network's XNOR
-products alone as packed popcounts on prepared words. FINN's Python execution of the graph
+products alone as packed popcounts on prepared words; and the CPU time of torch eval and sim
+with one thread each, which a shared machine disturbs less. FINN's Python execution of the graph
 before specialization (the last one it can run) once with SANITIZE_QUANT_TENSORS=0, as
 hw_gen's FINN adapter sets it, and once with FINN's default (the sanitizer on). Targets: sim
 at most half of torch eval's time, and FINN's default execution at least 100x sim's.
@@ -55,6 +56,24 @@ def interleaved(fns: dict, repeat: int) -> dict[str, tuple[float, float]]:
             wall, cpu = time.perf_counter() - t0, time.process_time() - c0
             best[name] = (min(best[name][0], wall), min(best[name][1], cpu))
     return best
+
+
+def one_thread_cpu(fns: dict, repeat: int) -> dict[str, float]:
+    """Best CPU seconds of each function with torch and sim on one thread each (interleaved
+    rounds): the work a frame costs, which a busy machine changes less than the wall clock
+    of two threads (torch's threads wait for each other when a core is taken)."""
+    import torch
+
+    import sim.bitconv as bitconv
+
+    threads, tiles = torch.get_num_threads(), bitconv.THREADS
+    torch.set_num_threads(1)
+    bitconv.THREADS = 1
+    try:
+        return {name: t[1] for name, t in interleaved(fns, repeat).items()}
+    finally:
+        torch.set_num_threads(threads)
+        bitconv.THREADS = tiles
 
 
 def binary_products(bundle) -> list[tuple[str, int, int, int]]:
@@ -170,6 +189,8 @@ def main() -> int:
             "sim_dataflow": lambda: sim.run(bundle_after, inputs),
             "popcount_reference": reference,
         }, args.repeat)
+        single = one_thread_cpu({"torch_eval": torch_eval,
+                                 "sim_dataflow": lambda: sim.run(bundle_after, inputs)}, args.repeat)
         torch_t = best["torch_eval"]
         sim_before_t, sim_after_t = best["sim_before_specialize"], best["sim_dataflow"]
         with torch.inference_mode():
@@ -228,7 +249,10 @@ def main() -> int:
                 "sim_dataflow": round(sim_after_t[1] * 1e3, 1),
                 "popcount_reference": round(best["popcount_reference"][1] * 1e3, 1),
             },
+            "one_thread_cpu_ms_per_frame": {k: round(v * 1e3, 1) for k, v in single.items()},
             "ratios": {
+                "sim_dataflow_over_torch_one_thread_cpu": round(
+                    single["sim_dataflow"] / single["torch_eval"], 3),
                 "sim_over_torch": round(sim_before_t[0] / torch_t[0], 3),
                 "sim_dataflow_over_torch": round(sim_after_t[0] / torch_t[0], 3),
                 "finn_over_sim": round(finn_t[0] / sim_before_t[0], 1),

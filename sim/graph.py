@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from sim.blas import one_blas_thread
 from sim.bundle import Bundle, Node, SimError, TensorInfo
 from sim.datatypes import DataTypeError, as_int64, dtype, require_allowed, wrap
 from sim.kernels import get_fusion, get_kernel
@@ -69,9 +70,22 @@ def run(
         raise SimError(f"graph inputs disagree on the batch size: {sorted(batches)}")
     batch = batches.pop() if batches else 1
 
+    with one_blas_thread():
+        _run_nodes(bundle, context, batch, return_all, on_node)
+    if return_all:
+        return context
+    return {t.name: context[t.name] for t in bundle.outputs}
+
+
+def _run_nodes(bundle: Bundle, context: dict[str, np.ndarray], batch: int, return_all: bool,
+               on_node: Callable[[Node], None] | None) -> None:
+    """Every node in turn, its outputs added to ``context`` (fused pairs together); without
+    ``return_all`` each tensor is dropped after its last reader, so memory holds only the
+    tensors still to be read."""
     fusable = {} if return_all else _fusable(bundle)
+    done_after = {} if return_all else _last_reads(bundle)
     deferred: dict[str, tuple[Node, list[np.ndarray | None]]] = {}
-    for node in bundle.nodes:
+    for index, node in enumerate(bundle.nodes):
         args = _arguments(node, context, bundle, batch, deferred)
         if node.name in fusable:
             deferred[node.outputs[0]] = (node, args)
@@ -84,12 +98,24 @@ def run(
             context.update(produced)
         else:
             context.update(run_node(node, args, batch))
+        for name in done_after.get(index, ()):
+            context.pop(name, None)
         if on_node is not None:
             on_node(node)
 
-    if return_all:
-        return context
-    return {t.name: context[t.name] for t in bundle.outputs}
+
+def _last_reads(bundle: Bundle) -> dict[int, list[str]]:
+    """Node index -> the tensors (no graph outputs) nothing after that node reads."""
+    last: dict[str, int] = {}
+    for index, node in enumerate(bundle.nodes):
+        for name in node.inputs + node.outputs:
+            last[name] = index
+    keep = {t.name for t in bundle.outputs}
+    done: dict[int, list[str]] = {}
+    for name, index in last.items():
+        if name not in keep:
+            done.setdefault(index, []).append(name)
+    return done
 
 
 def _arguments(

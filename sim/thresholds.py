@@ -3,8 +3,9 @@
 Thresholds come as (C, T) per channel or (1, T) shared, as FINN and qonnx store them. Integer
 inputs compare against ``ceil(T)`` in int64 (for integer x, ``x >= T`` iff ``x >= ceil(T)``),
 so fractional thresholds that precede RoundAndClipThresholds count exactly; float inputs
-compare as floats. A few thresholds per channel are counted by one comparison each; more,
-in sorted rows, with one ``searchsorted``.
+compare as floats. Integers of a small range against more than two thresholds a channel
+read a table of each value's count; otherwise a few thresholds per channel are counted by
+one comparison each, more, in sorted rows, with one ``searchsorted``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ _CHUNK_ELEMS = 1 << 24
 _FEW_STEPS = 8
 # Narrow counts (int16) below this many thresholds per channel: count + ActVal stays in range.
 _NARROW_STEPS = 1 << 14
+# Input ranges up to this many values count through a table of every value's count.
+_LUT_MAX = 1 << 16
 
 
 def count_thresholds(
@@ -35,13 +38,34 @@ def count_thresholds(
     count_type = np.int16 if narrow and thr.shape[1] < _NARROW_STEPS else np.int64
     if xm.size == 0 or thr.shape[1] == 0:
         return np.zeros(np.shape(x), dtype=count_type)
-    if xm.dtype.kind in "iub" and xm.dtype.itemsize <= 4 and thr.shape[1] <= _FEW_STEPS:
+    lut = _lookup_table(xm, thr, count_type) if xm.dtype.kind in "iu" else None
+    if lut is not None:
+        counts = lut[0][xm] if lut.shape[0] == 1 else lut[np.arange(channels), xm]
+    elif xm.dtype.kind in "iub" and xm.dtype.itemsize <= 4 and thr.shape[1] <= _FEW_STEPS:
         counts = _count_few(xm, _integer_thresholds(xm.dtype, thr), count_type)
     elif xm.dtype.kind in "iub":
         counts = _count_int(xm.astype(np.int64, copy=False), thr)
     else:
         counts = _count_float(xm.astype(np.float64, copy=False), thr.astype(np.float64))
     return np.moveaxis(counts.astype(count_type, copy=False), -1, channel_axis)
+
+
+def _lookup_table(x: np.ndarray, thr: np.ndarray, count_type) -> np.ndarray | None:
+    """For integers spanning a small range and more than two thresholds a channel: the count
+    of every value ``v`` in [min, max], per threshold row, at column ``v`` (a negative ``v`` at
+    ``L + v``, as indexing reads it; the width ``L`` keeps the columns apart). None where a
+    table does not pay."""
+    if thr.shape[1] <= 2 or x.size < 1 << 12:
+        return None
+    lo, hi = int(x.min()), int(x.max())
+    width = max(hi - lo + 1, hi + 1, -lo)
+    if width > _LUT_MAX or thr.size * (hi - lo + 1) > _CHUNK_ELEMS or width * thr.shape[0] * 4 > x.size:
+        return None
+    values = np.arange(lo, hi + 1)
+    fired = values[None, :, None] >= np.asarray(thr, dtype=np.float64)[:, None, :]
+    table = np.zeros((thr.shape[0], width), dtype=count_type)
+    table[:, values] = fired.sum(axis=-1)
+    return table
 
 
 def _integer_thresholds(container: np.dtype, thr: np.ndarray) -> np.ndarray:

@@ -135,3 +135,24 @@ def test_bipolar_wrap_keeps_signs_and_wraps_the_rest():
     assert np.array_equal(wrap(v, "BIPOLAR"), v) and wrap(v, "BIPOLAR").dtype == np.int8
     odd = np.array([0, 2, -3, 3, 1], dtype=np.int16)  # bit (v + 1) / 2 mod 2
     assert np.array_equal(wrap(odd, "BIPOLAR"), [-1, 1, 1, -1, 1])
+
+
+@pytest.mark.parametrize("signs", ["random", "all_plus"])
+def test_mbu_int16_sum_equals_int64_reference_up_to_its_bound(signs):
+    from sim.kernels.mbu import multi_branch_upsample
+
+    rng = np.random.default_rng(7)
+    cin, cout, dilations = 16, 5, [1, 2, 3, 4]
+    shape = (1, 6, 9, cin)
+    x = rng.choice(np.array([-1, 1], dtype=np.int8), shape) if signs == "random" \
+        else np.ones(shape, dtype=np.int8)
+    weights = rng.choice(np.array([-1, 1], dtype=np.int8), (4, cout, cin, 3, 3)) \
+        if signs == "random" else np.ones((4, cout, cin, 3, 3), dtype=np.int8)
+    # the largest gate for which 4 branches * 9 * 16 * gate * 16 stays below 2^15: int16
+    gate = ((1 << 15) - 1) // (4 * 9 * cin * 16)
+    gains = np.full((4, cout), gate) if signs == "all_plus" else rng.integers(0, gate + 1, (4, cout))
+    got = multi_branch_upsample(x, weights, gains, dilations, "bilinear")
+    branches = mbu_branches_reference(x, weights, dilations)
+    total = sum(g[None, None, None, :].astype(np.int64) * r for g, r in zip(gains, branches))
+    assert got.dtype == np.int16
+    assert np.array_equal(got, bilinear_reference(total, 2))

@@ -36,16 +36,29 @@ _OPS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
 }
 
 
-def _operand(x: np.ndarray, dtype_name: str) -> np.ndarray:
-    return as_int64(x) if dtype(dtype_name).is_integer else np.asarray(x, dtype=np.float32)
+# Ops whose result of two integers of at most this many bits fits int32.
+_NARROW_OPS = {"Add", "Sub", "AbsDiff", "Max"}
+_NARROW_BITS = 30
+
+
+def _operand(x: np.ndarray, dtype_name: str, narrow: bool) -> np.ndarray:
+    if not dtype(dtype_name).is_integer:
+        return np.asarray(x, dtype=np.float32)
+    x = np.asarray(x)
+    if not narrow or x.dtype.kind not in "iub":
+        x = as_int64(x)
+    return x.astype(np.int32, copy=False) if narrow else x
 
 
 def _make(
-    op: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    name: str, op: Callable[[np.ndarray, np.ndarray], np.ndarray],
 ) -> Callable[[Node, list[np.ndarray]], np.ndarray]:
     def kernel(node: Node, inputs: list[np.ndarray]) -> np.ndarray:
-        lhs = _operand(inputs[0], node.attr("lhs_dtype"))
-        rhs = _operand(inputs[1], node.attr("rhs_dtype"))
+        types = [dtype(node.attr(f"{side}_dtype")) for side in ("lhs", "rhs")]
+        narrow = name in _NARROW_OPS and all(
+            t.is_integer and t.bits <= _NARROW_BITS for t in types)
+        lhs = _operand(inputs[0], node.attr("lhs_dtype"), narrow)
+        rhs = _operand(inputs[1], node.attr("rhs_dtype"), narrow)
         out = op(lhs, rhs)
         return out.astype(np.int64) if out.dtype == bool else out
 
@@ -53,7 +66,7 @@ def _make(
 
 
 for _name, _op in _OPS.items():
-    register(f"Elementwise{_name}", reshape=True)(_make(_op))
+    register(f"Elementwise{_name}", reshape=True)(_make(_name, _op))
 
 
 @register("ElementwiseBitShift", reshape=True)

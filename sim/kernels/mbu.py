@@ -79,14 +79,15 @@ def branch_accumulators(x: np.ndarray, weights: np.ndarray,
 
 def branch_sum(x: np.ndarray, weights: np.ndarray, gains: np.ndarray,
                dilations: list[int]) -> np.ndarray:
-    """The integer branch sum ``S`` (N, H, W, Cout) before upsampling: int32 where the bound
-    ``sum_k max_c G[k, c] * 9 Cin`` times the bilinear gain fits, else int64."""
+    """The integer branch sum ``S`` (N, H, W, Cout) before upsampling: int16 or int32 where the
+    bound ``sum_k max_c G[k, c] * 9 Cin`` times the bilinear gain fits, else int64."""
     gains = np.asarray(gains, dtype=np.int64)
     expected = (len(dilations), np.asarray(weights).shape[1])
     if gains.shape != expected:
         raise ValueError(f"gains have shape {gains.shape}, expected (K, Cout) = {expected}")
     bound = int(gains.max(initial=0)) * len(dilations) * TAPS * np.shape(x)[-1]
-    wide = np.int32 if bound * bilinear_gain(FACTOR) < 1 << 31 else np.int64
+    reach = bound * bilinear_gain(FACTOR)
+    wide = np.int16 if reach < 1 << 15 else np.int32 if reach < 1 << 31 else np.int64
     total = None
     for k, acc in enumerate(branch_accumulators(x, weights, dilations)):
         term = acc.astype(wide, copy=False) * gains[k].astype(wide)
@@ -99,7 +100,8 @@ def branch_sum(x: np.ndarray, weights: np.ndarray, gains: np.ndarray,
 
 def multi_branch_upsample(x: np.ndarray, weights: np.ndarray, gains: np.ndarray,
                           dilations: list[int], mode: str) -> np.ndarray:
-    """The layer's output: ``S`` upsampled x2, int64 (N, 2H, 2W, Cout)."""
+    """The layer's output: ``S`` upsampled x2 (N, 2H, 2W, Cout), in the narrowest of int16,
+    int32 and int64 that the bound of :func:`branch_sum` allows."""
     x = np.asarray(x)
     if not _all_signs(x):
         raise ValueError("input must hold -1/+1 values")
@@ -108,7 +110,8 @@ def multi_branch_upsample(x: np.ndarray, weights: np.ndarray, gains: np.ndarray,
     if np.asarray(gains).size and np.asarray(gains).min() < 0:
         raise ValueError("gains must be nonnegative")
     check_dilations(dilations, x.shape[1], x.shape[2])
-    return upsample(branch_sum(x, weights, gains, dilations), FACTOR, mode)
+    total = branch_sum(x, weights, gains, dilations)
+    return upsample(total, FACTOR, mode, int16_fits=total.dtype == np.int16)
 
 
 def _all_signs(a: np.ndarray) -> bool:

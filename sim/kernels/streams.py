@@ -62,6 +62,9 @@ def pass_through(node: Node, inputs: list[np.ndarray]) -> np.ndarray:
 def top_k_indices(x: np.ndarray, k: int, axis: int = -1, largest: bool = True) -> np.ndarray:
     """Indices of the k largest (smallest) values along ``axis``, ties in ascending index."""
     key = np.asarray(x)
+    if k == 1 and key.dtype.kind in "iub":  # the first extreme index: ties in ascending order
+        pick = np.argmax if largest else np.argmin
+        return np.expand_dims(pick(key, axis=axis), axis)
     if key.dtype.kind in "iub":
         key = key.astype(np.int64)
     order = np.argsort(-key if largest else key, axis=axis, kind="stable")

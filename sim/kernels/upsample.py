@@ -52,11 +52,12 @@ def nearest(x: np.ndarray, factor: int) -> np.ndarray:
     return np.repeat(np.repeat(x, factor, axis=1), factor, axis=2)
 
 
-def bilinear_sum(x: np.ndarray, factor: int) -> np.ndarray:
+def bilinear_sum(x: np.ndarray, factor: int, int16_fits: bool = False) -> np.ndarray:
     """``x``: integer (N, H, W, C) -> the unnormalized integer bilinear sum, in ``x``'s type
-    when it is int32 or int64 (the caller bounds it: ``(2F)^2 max|x|``), else int64."""
+    when it is int32 or int64 (the caller bounds it: ``(2F)^2 max|x|``), or int16 where the
+    caller says the sum fits it, else int64."""
     x = np.asarray(x)
-    if x.dtype not in (np.int32, np.int64):
+    if x.dtype not in ((np.int16,) if int16_fits else ()) + (np.int32, np.int64):
         x = x.astype(np.int64)
     return _axis_sum(_axis_sum(x, factor, 1), factor, 2)
 
@@ -109,9 +110,9 @@ def _axis_sum(x: np.ndarray, factor: int, axis: int) -> np.ndarray:
     return out
 
 
-def upsample(x: np.ndarray, factor: int, mode: str) -> np.ndarray:
+def upsample(x: np.ndarray, factor: int, mode: str, int16_fits: bool = False) -> np.ndarray:
     check_factor(factor, mode)
-    return nearest(x, factor) if mode == "nearest" else bilinear_sum(x, factor)
+    return nearest(x, factor) if mode == "nearest" else bilinear_sum(x, factor, int16_fits)
 
 
 def bilinear_gain(factor: int) -> int:

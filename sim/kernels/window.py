@@ -88,7 +88,10 @@ def fmpadding(node: Node, inputs: list[np.ndarray]) -> np.ndarray:
     x = inputs[0]
     _nhwc(node, x, tuple(node.attr("ImgDim")), int(node.attr("NumChannels")))
     top, left, bottom, right = (int(p) for p in node.attr("Padding"))
-    return np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)), mode="constant")
+    n, h, w, c = x.shape
+    out = np.zeros((n, top + h + bottom, left + w + right, c), dtype=x.dtype)
+    out[:, top : top + h, left : left + w] = x
+    return out
 
 
 @register("FMPadding_Pixel")
