@@ -19,7 +19,10 @@ decay, class-weighted cross entropy ignoring 255):
   trained full-precision twin's weights (stage one trains the twin).
 * Distillation: ``teacher`` (the full-precision twin, frozen) gives soft targets; the loss is
   ``(1 - w) CE + w T^2 KL(softmax(t / T) || softmax(s / T))`` per pixel, with ``w`` either
-  constant or decaying linearly to 0 over the run (``distill_schedule``).
+  constant or decaying linearly to 0 over the run (``distill_schedule``), the pixels weighted
+  by their label's class weight if ``distill_class_weighted``; ``feature_weight`` adds
+  attention transfer from the teacher's batch-norm outputs to the student's of the same name
+  (``feature_loss``). ``label_smoothing`` goes to the cross entropy.
 """
 
 from __future__ import annotations
@@ -58,6 +61,9 @@ class FitOptions:
     distill_weight: float = 0.0
     distill_temperature: float = 2.0
     distill_schedule: str = "constant"
+    distill_class_weighted: bool = False
+    feature_weight: float = 0.0
+    label_smoothing: float = 0.0
     progress: bool = True
 
 
@@ -85,13 +91,44 @@ def _device(local_rank: int) -> torch.device:
 
 
 def distill_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float,
-                 labels: torch.Tensor) -> torch.Tensor:
-    """Pixel-wise ``T^2 KL(teacher || student)`` at temperature ``T``, over labelled pixels."""
+                 labels: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Pixel-wise ``T^2 KL(teacher || student)`` at temperature ``T``, over labelled pixels;
+    ``weights`` (per class): each pixel weighs its label's weight, as in the cross entropy."""
     log_s = F.log_softmax(student / temperature, 1)
     p_t = F.softmax(teacher / temperature, 1)
     kl = (p_t * (torch.log(p_t.clamp_min(1e-12)) - log_s)).sum(1)
     valid = labels != IGNORE_INDEX
-    return temperature**2 * kl[valid].mean() if valid.any() else kl.sum() * 0.0
+    if not valid.any():
+        return kl.sum() * 0.0
+    pixel = torch.ones_like(kl[valid]) if weights is None else weights[labels[valid]]
+    return temperature**2 * (pixel * kl[valid]).sum() / pixel.sum()
+
+
+def attention_map(x: torch.Tensor) -> torch.Tensor:
+    """Zagoruyko and Komodakis' spatial attention of an N x C x H x W map: the channel mean of
+    ``x^2``, flattened and L2-normalised per sample."""
+    return F.normalize(x.pow(2).mean(1).flatten(1), dim=1)
+
+
+def feature_loss(student: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Attention transfer: mean over the maps of both ``||a_s - a_t||^2`` (batch mean)."""
+    terms = [(attention_map(student[k]) - attention_map(teacher[k])).pow(2).sum(1).mean() for k in student]
+    return torch.stack(terms).mean()
+
+
+def _record_batch_norms(student: nn.Module, teacher: nn.Module) -> tuple[dict, dict, list]:
+    """Forward hooks on the batch norms the two networks share by name: each forward leaves
+    their outputs (pre-activation maps) in the returned dicts (student's, teacher's); the
+    list holds the hooks' handles."""
+    maps: tuple[dict, dict] = ({}, {})
+    handles = []
+    norms = [{n: m for n, m in net.named_modules() if isinstance(m, nn.BatchNorm2d)}
+             for net in (student, teacher)]
+    for name in norms[0].keys() & norms[1].keys():
+        for store, module in zip(maps, (norms[0][name], norms[1][name])):
+            handles.append(module.register_forward_hook(
+                lambda _m, _i, out, store=store, name=name: store.__setitem__(name, out)))
+    return *maps, handles
 
 
 def _checksum(model: nn.Module) -> float:
@@ -160,6 +197,8 @@ def fit(model: nn.Module, dataset: Dataset, options: FitOptions, *,
 
     end = total if options.stop_at is None else min(total, options.stop_at)
     weights = None if weights is None else weights.to(device)
+    if teacher is not None and options.feature_weight > 0:
+        student_maps, teacher_maps, hooks = _record_batch_norms(model, teacher)
     bar = tqdm(total=total, initial=step, desc=f"train {getattr(model, 'name', '')}".strip(),
                unit="step", disable=not options.progress or rank != 0)
     while step < end:
@@ -174,15 +213,20 @@ def fit(model: nn.Module, dataset: Dataset, options: FitOptions, *,
             images, labels = images.to(device), labels.to(device)
             with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
                 logits = net(images)
-                loss = F.cross_entropy(logits.float(), labels, weight=weights, ignore_index=IGNORE_INDEX)
+                loss = F.cross_entropy(logits.float(), labels, weight=weights, ignore_index=IGNORE_INDEX,
+                                       label_smoothing=options.label_smoothing)
                 w = options.distill_weight
-                if teacher is not None and w > 0:
+                if teacher is not None and (w > 0 or options.feature_weight > 0):
                     if options.distill_schedule == "decay":
                         w = w * (1.0 - step / total)
                     with torch.no_grad():
                         target = teacher(images).float()
-                    loss = (1 - w) * loss + w * distill_loss(
-                        logits.float(), target, options.distill_temperature, labels)
+                    if w > 0:
+                        loss = (1 - w) * loss + w * distill_loss(
+                            logits.float(), target, options.distill_temperature, labels,
+                            weights if options.distill_class_weighted else None)
+                    if options.feature_weight > 0:
+                        loss = loss + options.feature_weight * feature_loss(student_maps, teacher_maps)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
@@ -197,6 +241,9 @@ def fit(model: nn.Module, dataset: Dataset, options: FitOptions, *,
             if step >= end:
                 break
     bar.close()
+    if teacher is not None and options.feature_weight > 0:
+        for hook in hooks:
+            hook.remove()
     save_state()
     in_step = True
     if world > 1:
