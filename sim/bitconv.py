@@ -23,6 +23,9 @@ from sim.kernels.window import conv_out_dim, sliding_window
 TILE_ROWS = 1 << 14
 # Threads for the tiles of a convolution (torch's eval uses as many).
 THREADS = min(2, os.cpu_count() or 1)
+# A map is split among the threads from this many output pixels a thread.
+MIN_SHARED_PIXELS = 512
+_POOL: ThreadPoolExecutor | None = None
 
 
 def pack_pixels(bits: np.ndarray) -> np.ndarray:
@@ -69,19 +72,38 @@ def window_grid(shape: tuple[int, ...], kernel, stride, dilation) -> tuple[int, 
             conv_out_dim(w, kernel[1], stride[1], 0, dilation[1]))
 
 
-def row_tiles(packed: np.ndarray, kernel, stride, dilation, gather=None):
+def row_tiles(packed: np.ndarray, kernel, stride, dilation, gather=None, tile_rows=None):
     """Yield (first output row, window words) per tile of whole output rows of each frame:
-    at most about :data:`TILE_ROWS` output pixels' words exist at a time. ``gather(part,
-    kernel, stride, dilation)`` takes a tile's windows (default :func:`window_words`)."""
+    at most about ``tile_rows`` (default :data:`TILE_ROWS`) output pixels' words exist at a
+    time. ``gather(part, kernel, stride, dilation)`` takes a tile's windows (default
+    :func:`window_words`)."""
     gather = window_words if gather is None else gather
     n, oh, ow = window_grid(packed.shape, kernel, stride, dilation)
     span = dilation[0] * (kernel[0] - 1) + 1
-    rows_per_tile = max(1, TILE_ROWS // max(1, ow))
+    rows_per_tile = max(1, (TILE_ROWS if tile_rows is None else tile_rows) // max(1, ow))
     for b in range(n):
         for y0 in range(0, oh, rows_per_tile):
             y1 = min(oh, y0 + rows_per_tile)
             part = packed[b : b + 1, y0 * stride[0] : (y1 - 1) * stride[0] + span]
             yield b * oh + y0, gather(part, kernel, stride, dilation)
+
+
+def tile_pixels(pixels: int) -> int:
+    """Output pixels per tile of a map of ``pixels``: at most :data:`TILE_ROWS`, and small
+    enough that every thread gets a tile where the map is large enough to share."""
+    if THREADS < 2 or pixels < THREADS * MIN_SHARED_PIXELS:
+        return TILE_ROWS
+    tiles = -(-pixels // TILE_ROWS)
+    tiles = -(-tiles // THREADS) * THREADS
+    return min(TILE_ROWS, -(-pixels // tiles))
+
+
+def pool() -> ThreadPoolExecutor:
+    """The process's tile threads (:data:`THREADS` workers, made on first use)."""
+    global _POOL
+    if _POOL is None or _POOL._max_workers != THREADS:
+        _POOL = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="sim-tile")
+    return _POOL
 
 
 def map_tiles(maps: list[np.ndarray], kernel, stride, dilation, compute, gather=None) -> np.ndarray:
@@ -90,20 +112,21 @@ def map_tiles(maps: list[np.ndarray], kernel, stride, dilation, compute, gather=
     :data:`THREADS` threads: numpy releases the GIL inside its loops, so the tiles' XNOR
     popcounts and products proceed in parallel."""
     n, oh, ow = window_grid(maps[0].shape, kernel, stride, dilation)
-    tiles = [list(t) for t in zip(*(row_tiles(m, kernel, stride, dilation, gather=_lazy(gather))
+    per_tile = tile_pixels(n * oh * ow)
+    tiles = [list(t) for t in zip(*(row_tiles(m, kernel, stride, dilation, gather=_lazy(gather),
+                                              tile_rows=per_tile)
                                     for m in maps))]
 
     def run(tile):
         start = tile[0][0]
         return start * ow, compute([t[1]() for t in tile])
 
-    first_start, first = run(tiles[0])
-    out = np.empty((n * oh * ow,) + first.shape[1:], dtype=first.dtype)
-    out[first_start : first_start + first.shape[0]] = first
-    if len(tiles) > 1:
-        with ThreadPoolExecutor(max_workers=min(THREADS, len(tiles) - 1)) as pool:
-            for start, part in pool.map(run, tiles[1:]):
-                out[start : start + part.shape[0]] = part
+    parts = list(pool().map(run, tiles)) if THREADS > 1 and len(tiles) > 1 else map(run, tiles)
+    out = None
+    for start, part in parts:
+        if out is None:
+            out = np.empty((n * oh * ow,) + part.shape[1:], dtype=part.dtype)
+        out[start : start + part.shape[0]] = part
     return out
 
 

@@ -12,6 +12,7 @@ import numpy as np
 from sim.blas import one_blas_thread
 from sim.bundle import Bundle, Node, SimError, TensorInfo
 from sim.datatypes import DataTypeError, as_int64, dtype, require_allowed, wrap
+from sim.heap import keep_freed_memory
 from sim.kernels import get_fusion, get_kernel
 
 
@@ -70,6 +71,7 @@ def run(
         raise SimError(f"graph inputs disagree on the batch size: {sorted(batches)}")
     batch = batches.pop() if batches else 1
 
+    keep_freed_memory()
     with one_blas_thread():
         _run_nodes(bundle, context, batch, return_all, on_node)
     if return_all:
