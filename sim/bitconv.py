@@ -106,11 +106,15 @@ def pool() -> ThreadPoolExecutor:
     return _POOL
 
 
-def map_tiles(maps: list[np.ndarray], kernel, stride, dilation, compute, gather=None) -> np.ndarray:
-    """``compute([tile windows of each map])`` -> (tile pixels, channels) for every tile of
-    :func:`row_tiles`, assembled into (N * OH * OW, channels). Tiles run on
-    :data:`THREADS` threads: numpy releases the GIL inside its loops, so the tiles' XNOR
-    popcounts and products proceed in parallel."""
+def map_tiles(maps: list[np.ndarray], kernel, stride, dilation, compute, gather=None,
+              channel_major: bool = False, out_dtype=None, transpose: bool = True) -> np.ndarray:
+    """``compute([tile windows of each map])`` -> (tile pixels, channels), or with
+    ``channel_major`` (channels, tile pixels), for every tile of :func:`row_tiles`, assembled
+    into (N * OH * OW, channels) of ``out_dtype`` (default: the tiles' type; an integer
+    container narrower than the tiles' keeps the low bits), or channel-major tiles into
+    (channels, N * OH * OW) where ``transpose`` is off. Tiles run on :data:`THREADS`
+    threads: numpy releases the GIL inside its loops, so the tiles' XNOR popcounts and
+    products proceed in parallel."""
     n, oh, ow = window_grid(maps[0].shape, kernel, stride, dilation)
     per_tile = tile_pixels(n * oh * ow)
     tiles = [list(t) for t in zip(*(row_tiles(m, kernel, stride, dilation, gather=_lazy(gather),
@@ -121,12 +125,23 @@ def map_tiles(maps: list[np.ndarray], kernel, stride, dilation, compute, gather=
         start = tile[0][0]
         return start * ow, compute([t[1]() for t in tile])
 
-    parts = list(pool().map(run, tiles)) if THREADS > 1 and len(tiles) > 1 else map(run, tiles)
+    parts = pool().map(run, tiles) if THREADS > 1 and len(tiles) > 1 else map(run, tiles)
     out = None
     for start, part in parts:
+        channels = part.shape[0] if channel_major else part.shape[1]
+        if channel_major and not transpose:
+            if out is None:
+                out = np.empty((channels, n * oh * ow), dtype=out_dtype or part.dtype)
+            out[:, start : start + part.shape[1]] = part
+            continue
         if out is None:
-            out = np.empty((n * oh * ow,) + part.shape[1:], dtype=part.dtype)
-        out[start : start + part.shape[0]] = part
+            out = np.empty((n * oh * ow, channels), dtype=out_dtype or part.dtype)
+        if channel_major:
+            block = out[start : start + part.shape[1]]
+            for c in range(channels):  # column writes: a transposing copy is 2-3x slower
+                block[:, c] = part[c]
+        else:
+            out[start : start + part.shape[0]] = part
     return out
 
 

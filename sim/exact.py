@@ -130,10 +130,11 @@ def xnor_popcount(a_bits: np.ndarray, w_bits: np.ndarray, method: str = "auto") 
     return packed_matches(aw, ww, k, use_lut=method == "popcount_lut")
 
 
-def packed_matches(aw: np.ndarray, ww: np.ndarray, k: int, use_lut: bool = False) -> np.ndarray:
-    """Agreeing bits (int64 (M, N)) of packed rows ``aw`` (M, words) and ``ww`` (N, words)
-    over ``k`` real bits; padding bits must be 0 in both."""
-    counts = _word_counts(aw, ww, np.bitwise_xor, use_lut)
+def packed_matches(aw: np.ndarray, ww: np.ndarray, k: int, use_lut: bool = False,
+                   channel_major: bool = False) -> np.ndarray:
+    """Agreeing bits of packed rows ``aw`` (M, words) and ``ww`` (N, words) over ``k`` real
+    bits, padding bits 0 in both: int64 or int32 (M, N), or with ``channel_major`` (N, M)."""
+    counts = _word_counts(aw, ww, np.bitwise_xor, use_lut, channel_major)
     if k < 1 << 31 and counts.dtype == np.int32:
         return np.subtract(k, counts, out=counts)
     return k - counts.astype(np.int64)
@@ -152,47 +153,51 @@ def plane_dot(
 
 
 def packed_plane_dot(
-    planes: list[np.ndarray], signed: bool, ww: np.ndarray, bipolar_weights: bool
+    planes: list[np.ndarray], signed: bool, ww: np.ndarray, bipolar_weights: bool,
+    channel_major: bool = False,
 ) -> np.ndarray:
     """:func:`plane_dot` on packed bit planes (least significant first), (M, words) each,
-    against packed weight bits ``ww`` (N, words); padding bits 0. Returns int64 (M, N)."""
+    against packed weight bits ``ww`` (N, words); padding bits 0. Returns int64 (M, N), or
+    with ``channel_major`` (N, M)."""
     m, n = planes[0].shape[0], ww.shape[0]
     bits = 64 * ww.shape[1]
     # |result| <= 2^planes * 2 * bits: int32 arithmetic while that fits
     small = (1 << len(planes)) * 2 * bits < 1 << 31
-    total = np.zeros((m, n), dtype=np.int32 if small else np.int64)
+    total = np.zeros((n, m) if channel_major else (m, n), dtype=np.int32 if small else np.int64)
     set_bits = np.zeros(m, dtype=total.dtype)
     for j, aw in enumerate(planes):
         coef = -(1 << j) if signed and j == len(planes) - 1 else 1 << j
-        counts = _word_counts(aw, ww, np.bitwise_and, False)
+        counts = _word_counts(aw, ww, np.bitwise_and, False, channel_major)
         total += counts if coef == 1 else coef * counts.astype(total.dtype)
         if bipolar_weights:
             set_bits += coef * popcount(aw).sum(axis=1, dtype=total.dtype)
     if bipolar_weights:
         # sum of b * (2p - 1) over a row = 2 * popcount(b AND p) - popcount(b)
         total *= 2
-        total -= set_bits[:, None]
+        total -= set_bits[None, :] if channel_major else set_bits[:, None]
     return total.astype(np.int64, copy=False)
 
 
 def packed_sign_dot(
-    positive: np.ndarray, zero: np.ndarray, minus_two: np.ndarray, ww: np.ndarray, k: int
+    positive: np.ndarray, zero: np.ndarray, minus_two: np.ndarray, ww: np.ndarray, k: int,
+    channel_major: bool = False,
 ) -> np.ndarray:
-    """Exact ``a @ w`` (int64 (M, N)) for a 2-bit signed ``a`` (values -2..1) given as packed
-    rows of its ``a > 0``, ``a == 0`` and ``a == -2`` bits, times {-1, +1} weights packed as
-    bits ``ww`` (1 = +1); ``k`` real bits per row, padding 0.
+    """Exact ``a @ w`` (int64 (M, N), or with ``channel_major`` (N, M)) for a 2-bit signed
+    ``a`` (values -2..1) given as packed rows of its ``a > 0``, ``a == 0`` and ``a == -2``
+    bits, times {-1, +1} weights packed as bits ``ww`` (1 = +1); ``k`` real bits per row,
+    padding 0.
 
     ``a = s + d`` with ``s = +1`` where ``a > 0`` else ``-1`` (an XNOR product) and ``d`` = +1
     where ``a == 0``, -1 where ``a == -2``, else 0: the correction is computed only for the
     rows that have such entries (the border windows of a zero-padded binary map)."""
-    total = 2 * packed_matches(positive, ww, k) - k
+    total = (2 * packed_matches(positive, ww, k) - k).astype(np.int64, copy=False)
     rows = np.flatnonzero((zero | minus_two).any(axis=1))
     for plane, sign in ((zero, 1), (minus_two, -1)):
         sub = plane[rows]
         # sum of w over the set bits = 2 * popcount(bits AND p) - popcount(bits)
         ones = _word_counts(sub, ww, np.bitwise_and, False).astype(np.int64)
         total[rows] += sign * (2 * ones - popcount(sub).sum(axis=1, dtype=np.int64)[:, None])
-    return total
+    return np.ascontiguousarray(total.T) if channel_major else total
 
 
 def pack_bit_rows(bits: np.ndarray) -> np.ndarray:
@@ -221,40 +226,50 @@ def _lut16() -> np.ndarray:
     return _POPCOUNT_LUT16
 
 
-def _word_counts(aw: np.ndarray, ww: np.ndarray, op, use_lut: bool) -> np.ndarray:
-    """``popcount(op(aw[m], ww[n]))`` summed over the words, (M, N) int32 or int64."""
+def _word_counts(aw: np.ndarray, ww: np.ndarray, op, use_lut: bool,
+                 channel_major: bool = False) -> np.ndarray:
+    """``popcount(op(aw[m], ww[n]))`` summed over the words, (M, N) int32 or int64, or with
+    ``channel_major`` (N, M)."""
     if aw.shape[1] <= _WORD_LOOP_MAX:
-        return _counts_word_loop(aw, ww, op, use_lut)
-    return _counts_broadcast(aw, ww, op, use_lut)
+        return _counts_word_loop(aw, ww, op, use_lut, channel_major)
+    counts = _counts_broadcast(aw, ww, op, use_lut)
+    return np.ascontiguousarray(counts.T) if channel_major else counts
 
 
-def _counts_word_loop(aw: np.ndarray, ww: np.ndarray, op, use_lut: bool) -> np.ndarray:
+def _counts_word_loop(aw: np.ndarray, ww: np.ndarray, op, use_lut: bool,
+                      channel_major: bool = False) -> np.ndarray:
     """Few words per row (K <= 64 * _WORD_LOOP_MAX): per block of rows, one pass per word and
     column over the block's rows (a long inner loop: each column's word is a scalar), counts
-    summed in uint16 (at most 64 * _WORD_LOOP_MAX bits); columns-major, transposed at the end."""
+    summed in uint16 (at most 64 * _WORD_LOOP_MAX bits) and returned as int32, columns-major
+    (N, M) with ``channel_major``, else written column by column into (M, N)."""
     m, n, words = aw.shape[0], ww.shape[0], aw.shape[1]
     awt = np.ascontiguousarray(aw.T)
-    out = np.empty((m, n), dtype=np.int32)
+    out = np.empty((n, m) if channel_major else (m, n), dtype=np.int32)
     rows = min(m, max(256, _BLOCK_ELEMS // n))
     tmp = np.empty((n, rows), dtype=np.uint64)
     counts = np.empty((n, rows), dtype=np.uint8)
     acc = np.empty((n, rows), dtype=np.uint16)
-    columns = ww.T[:, :, None]  # (words, n, 1)
+    columns = np.ascontiguousarray(ww.T)[:, :, None]  # (words, n, 1)
+    native = _HAS_BITWISE_COUNT and not use_lut
     for start in range(0, m, rows):
         r = min(rows, m - start)
+        t, c, a = (tmp, counts, acc) if r == rows else (tmp[:, :r], counts[:, :r], acc[:, :r])
         for j in range(words):
-            op(columns[j], awt[j, None, start : start + r], out=tmp[:, :r])
-            if _HAS_BITWISE_COUNT and not use_lut:
-                np.bitwise_count(tmp[:, :r], out=counts[:, :r])
+            op(columns[j], awt[j, None, start : start + r], out=t)
+            if native:
+                np.bitwise_count(t, out=c)
             else:
-                counts[:, :r] = popcount(tmp[:, :r], use_lut)
+                c[...] = popcount(t, use_lut)
             if j:
-                acc[:, :r] += counts[:, :r]
+                a += c
             else:
-                acc[:, :r] = counts[:, :r]
-        block = out[start : start + r]
-        for c in range(n):  # column writes: a transposing copy is 2-3x slower
-            block[:, c] = acc[c, :r]
+                a[...] = c
+        if channel_major:
+            out[:, start : start + r] = a
+        else:
+            block = out[start : start + r]
+            for col in range(n):  # column writes: a transposing copy is 2-3x slower
+                block[:, col] = a[col]
     return out
 
 

@@ -29,11 +29,13 @@ from sim.thresholds import count_thresholds
 
 
 def activate(
-    node: Node, acc: np.ndarray, thresholds: np.ndarray | None, bound: int | None = None
+    node: Node, acc: np.ndarray, thresholds: np.ndarray | None, bound: int | None = None,
+    channel_axis: int = -1,
 ) -> np.ndarray:
-    """MVAU/VVAU tail: wrap to the accumulator type, then threshold unless noActivation.
-    ``bound``, where the caller knows one, is a bound on ``|acc|`` from the data types: an
-    accumulator type that holds it cannot wrap, and the wrap's scan is skipped."""
+    """MVAU/VVAU tail: wrap to the accumulator type, then threshold unless noActivation
+    (channels along ``channel_axis``). ``bound``, where the caller knows one, is a bound on
+    ``|acc|`` from the data types: an accumulator type that holds it cannot wrap, and the
+    wrap's scan is skipped."""
     acc_type = dtype(node.attr("accDataType"))
     if bound is not None and acc_type.min <= -bound and bound <= acc_type.max:
         if bound < 1 << 31 and not (acc.dtype.kind in "iu" and acc.dtype.itemsize <= 4):
@@ -46,13 +48,15 @@ def activate(
         return acc
     if thresholds is None:
         raise SimError(f"{node.label()}: noActivation=0 but no threshold input")
-    return threshold_output(node, acc, thresholds)
+    return threshold_output(node, acc, thresholds, channel_axis)
 
 
-def threshold_output(node: Node, x: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    """``count + ActVal`` of the thresholds each value reaches (channels last), or for a BIPOLAR
+def threshold_output(node: Node, x: np.ndarray, thresholds: np.ndarray,
+                     channel_axis: int = -1) -> np.ndarray:
+    """``count + ActVal`` of the thresholds each value reaches (channels along
+    ``channel_axis``), or for a BIPOLAR
     output ``2 * count - 1`` (MVAU/VVAU) / ``2 * (count + ActVal) - 1`` (Thresholding)."""
-    count = count_thresholds(x, thresholds, channel_axis=-1, narrow=True)
+    count = count_thresholds(x, thresholds, channel_axis=channel_axis, narrow=True)
     act_val = 0 if node.op_type in ("MVAU", "VVAU") and node.attr("outputDataType") == "BIPOLAR" \
         else int(node.attr("ActVal"))
     if count.dtype != np.int64 and abs(act_val) >= 1 << 14:

@@ -54,27 +54,36 @@ def _check_weights(x: np.ndarray, weights: np.ndarray, dilations: list[int]) -> 
         )
 
 
-def branch_accumulators(x: np.ndarray, weights: np.ndarray,
-                        dilations: list[int]) -> Iterator[np.ndarray]:
+def branch_accumulators(x: np.ndarray, weights: np.ndarray, dilations: list[int],
+                        channel_major: bool = False) -> Iterator[np.ndarray]:
     """Each branch's ``acc`` (N, H, W, Cout) int32 of -1/+1 ``x`` (N, H, W, Cin), -1 padding,
-    one branch at a time: XNOR popcounts over packed windows (``acc = 2 * matches - 9 Cin``),
-    -1 padding being the bit 0 of the packed map's zero bytes."""
+    one branch at a time (with ``channel_major`` as (Cout, N * H * W)): XNOR popcounts over
+    packed windows (``acc = 2 * matches - 9 Cin``), -1 padding being the bit 0 of the packed
+    map's zero bytes."""
     weights = np.asarray(weights)
     _check_weights(x, weights, dilations)
     n, h, w, cin = x.shape
     dmax = max(dilations)
     packed = pack_pixels(np.asarray(x) > 0)
-    packed = np.pad(packed, ((0, 0), (dmax, dmax), (dmax, dmax), (0, 0)))
+    padded = np.zeros((n, h + 2 * dmax, w + 2 * dmax, packed.shape[-1]), dtype=np.uint8)
+    padded[:, dmax : dmax + h, dmax : dmax + w] = packed
     k_bits = TAPS * cin
+
+    def accumulator(rows, ww):
+        acc = packed_matches(rows[0], ww, k_bits, channel_major=True)
+        acc *= 2
+        acc -= k_bits
+        return acc
+
     for k, d in enumerate(dilations):
         # (Cout, Cin, 3, 3) -> (3, 3, Cin, Cout) -> (9 Cin, Cout), taps in the windows' order
         w_bits = (weights[k].transpose(2, 3, 1, 0).reshape(k_bits, -1) > 0).astype(np.uint8)
         ww = weight_words(w_bits, TAPS, cin)
         # the dilation-d windows of the map padded by d sit inside the one padded by dmax
-        part = packed[:, dmax - d : dmax + h + d, dmax - d : dmax + w + d]
-        acc = map_tiles([part], (3, 3), (1, 1), (d, d),
-                        lambda rows, ww=ww: 2 * packed_matches(rows[0], ww, k_bits) - k_bits)
-        yield acc.reshape(n, h, w, -1)
+        part = padded[:, dmax - d : dmax + h + d, dmax - d : dmax + w + d]
+        acc = map_tiles([part], (3, 3), (1, 1), (d, d), lambda rows, ww=ww: accumulator(rows, ww),
+                        channel_major=True, transpose=not channel_major)
+        yield acc if channel_major else acc.reshape(n, h, w, -1)
 
 
 def branch_sum(x: np.ndarray, weights: np.ndarray, gains: np.ndarray,
@@ -89,13 +98,17 @@ def branch_sum(x: np.ndarray, weights: np.ndarray, gains: np.ndarray,
     reach = bound * bilinear_gain(FACTOR)
     wide = np.int16 if reach < 1 << 15 else np.int32 if reach < 1 << 31 else np.int64
     total = None
-    for k, acc in enumerate(branch_accumulators(x, weights, dilations)):
-        term = acc.astype(wide, copy=False) * gains[k].astype(wide)
+    for k, acc in enumerate(branch_accumulators(x, weights, dilations, channel_major=True)):
+        term = acc.astype(wide, copy=False) * gains[k].astype(wide)[:, None]
         if total is None:
             total = term
         else:
             total += term
-    return total
+    n, h, w, _ = np.shape(x)
+    out = np.empty((n * h * w, expected[1]), dtype=wide)
+    for c in range(expected[1]):  # column writes: a transposing copy is 2-3x slower
+        out[:, c] = total[c]
+    return out.reshape(n, h, w, -1)
 
 
 def multi_branch_upsample(x: np.ndarray, weights: np.ndarray, gains: np.ndarray,
