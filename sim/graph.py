@@ -14,6 +14,7 @@ from sim.bundle import Bundle, Node, SimError, TensorInfo
 from sim.datatypes import DataTypeError, as_int64, dtype, require_allowed, wrap
 from sim.heap import keep_freed_memory
 from sim.kernels import get_fusion, get_kernel
+from sim.packedmap import PackedMap, unpacked
 
 
 def _batched(shape: tuple[int, ...], batch: int) -> tuple[int, ...]:
@@ -76,16 +77,17 @@ def run(
         _run_nodes(bundle, context, batch, return_all, on_node)
     if return_all:
         return context
-    return {t.name: context[t.name] for t in bundle.outputs}
+    return {t.name: unpacked(context[t.name]) for t in bundle.outputs}
 
 
 def _run_nodes(bundle: Bundle, context: dict[str, np.ndarray], batch: int, return_all: bool,
                on_node: Callable[[Node], None] | None) -> None:
     """Every node in turn, its outputs added to ``context`` (fused pairs together); without
     ``return_all`` each tensor is dropped after its last reader, so memory holds only the
-    tensors still to be read."""
+    tensors still to be read, and one-bit maps whose readers all take them stay packed."""
     fusable = {} if return_all else _fusable(bundle)
     done_after = {} if return_all else _last_reads(bundle)
+    packed = set() if return_all else _packed_tensors(bundle, fusable)
     deferred: dict[str, tuple[Node, list[np.ndarray | None]]] = {}
     for index, node in enumerate(bundle.nodes):
         args = _arguments(node, context, bundle, batch, deferred)
@@ -93,17 +95,46 @@ def _run_nodes(bundle: Bundle, context: dict[str, np.ndarray], batch: int, retur
             deferred[node.outputs[0]] = (node, args)
         elif node.inputs and node.inputs[0] in deferred:
             producer, producer_args = deferred.pop(node.inputs[0])
-            produced = _run_fused(producer, node, producer_args, args[1:], batch)
+            produced = _run_fused(producer, node, producer_args, args[1:], batch,
+                                  node.outputs[0] in packed)
             if produced is None:  # the fused kernel declined: run both as usual
                 context.update(run_node(producer, producer_args, batch))
-                produced = run_node(node, _arguments(node, context, bundle, batch, {}), batch)
+                produced = run_node(node, _arguments(node, context, bundle, batch, {}), batch,
+                                    node.outputs[0] in packed)
             context.update(produced)
         else:
-            context.update(run_node(node, args, batch))
+            context.update(run_node(node, args, batch, bool(node.outputs) and node.outputs[0] in packed))
         for name in done_after.get(index, ()):
             context.pop(name, None)
         if on_node is not None:
             on_node(node)
+
+
+def _packed_tensors(bundle: Bundle, fusable: dict[str, Node]) -> set[str]:
+    """Single outputs of kernels that can pack them whose every reader takes packed maps
+    (a fused pair's window reads for the pair), graph outputs excluded."""
+    readers: dict[str, list[bool]] = {}
+    for node in bundle.nodes:
+        spec = get_kernel(node.op_type, node.hw)
+        takes = bool(spec and spec.packed_inputs)
+        if node.name in fusable:
+            takes = getattr(get_fusion(node, fusable[node.name]), "packed_inputs", False)
+        for name in node.inputs:
+            readers.setdefault(name, []).append(takes)
+    fused_consumers = {c.name: p for p, c in fusable.items()}
+    outputs = {t.name for t in bundle.outputs}
+    packed = set()
+    for node in bundle.nodes:
+        if len(node.outputs) != 1 or node.outputs[0] in outputs or node.name in fusable:
+            continue
+        spec = get_kernel(node.op_type, node.hw)
+        packs = bool(spec and spec.packs)
+        if node.name in fused_consumers:
+            producer = next(n for n in bundle.nodes if n.name == fused_consumers[node.name])
+            packs = getattr(get_fusion(producer, node), "packs", False)
+        if packs and all(readers.get(node.outputs[0], [False])):
+            packed.add(node.outputs[0])
+    return packed
 
 
 def _last_reads(bundle: Bundle) -> dict[int, list[str]]:
@@ -166,13 +197,18 @@ def _fusable(bundle: Bundle) -> dict[str, Node]:
 
 
 def _run_fused(
-    producer: Node, consumer: Node, producer_args: list, consumer_rest: list, batch: int
+    producer: Node, consumer: Node, producer_args: list, consumer_rest: list, batch: int,
+    pack: bool = False,
 ) -> dict[str, np.ndarray] | None:
     """The consumer's outputs computed from the producer's inputs without materialising the
     tensor between them; None if the fused kernel does not take this case."""
     fn = get_fusion(producer, consumer)
+    if not getattr(fn, "packed_inputs", False):
+        producer_args = [unpacked(a) for a in producer_args]
+    consumer_rest = [unpacked(a) for a in consumer_rest]
+    kwargs = {"packed": True} if pack and getattr(fn, "packs", False) else {}
     try:
-        result = fn(producer, consumer, producer_args, consumer_rest)
+        result = fn(producer, consumer, producer_args, consumer_rest, **kwargs)
     except (SimError, DataTypeError) as err:
         msg = str(err)
         raise SimError(msg if msg.startswith("node ") else f"{consumer.label()}: {msg}") from err
@@ -181,14 +217,19 @@ def _run_fused(
     return _finish(consumer, get_kernel(consumer.op_type, consumer.hw), result, batch)
 
 
-def run_node(node: Node, args: list[np.ndarray], batch: int) -> dict[str, np.ndarray]:
-    """Run one node's kernel on ``args`` and wrap hardware outputs to their declared types."""
+def run_node(node: Node, args: list[np.ndarray], batch: int,
+             pack: bool = False) -> dict[str, np.ndarray]:
+    """Run one node's kernel on ``args`` and wrap hardware outputs to their declared types;
+    with ``pack``, a kernel that can may return its one-bit output packed."""
     spec = get_kernel(node.op_type, node.hw)
     if spec is None:
         kind = "hardware layer" if node.hw else "op"
         raise SimError(f"{node.label()}: sim has no kernel for {kind} {node.op_type!r}")
+    if not spec.packed_inputs:
+        args = [unpacked(a) for a in args]
+    kwargs = {"packed": True} if pack and spec.packs else {}
     try:
-        result = spec.fn(node, args)
+        result = spec.fn(node, args, **kwargs)
     except (SimError, DataTypeError) as err:
         msg = str(err)
         raise SimError(msg if msg.startswith("node ") else f"{node.label()}: {msg}") from err
@@ -205,19 +246,28 @@ def _finish(node: Node, spec, result, batch: int) -> dict[str, np.ndarray]:
         raise SimError(f"{node.label()}: kernel gave {len(outputs)} outputs, node has {len(node.outputs)}")
     produced = {}
     for i, (name, arr) in enumerate(zip(node.outputs, outputs)):
-        arr = np.asarray(arr)
+        if isinstance(arr, PackedMap) and not _holds(node.out_dtypes[i], arr):
+            arr = arr.unpack()
+        if not isinstance(arr, PackedMap):
+            arr = np.asarray(arr)
         decl = node.out_shapes[i]
         if decl is not None:
             expected = _batched(decl, batch)
             if tuple(arr.shape) != expected:
+                arr = unpacked(arr)
                 if spec.reshape and arr.size == math.prod(expected):
                     arr = arr.reshape(expected)
                 else:
                     raise SimError(
                         f"{node.label()}: output {name!r} has shape {arr.shape}, expected {expected}"
                     )
-        if spec.hw:
+        if spec.hw and not isinstance(arr, PackedMap):
             arr = wrap(arr, node.out_dtypes[i])
         produced[name] = arr
     return produced
+
+
+def _holds(declared: str, packed: PackedMap) -> bool:
+    """A packed map holds values of the declared type as they are (no wrap to do)."""
+    return declared == ("BIPOLAR" if packed.bipolar else "BINARY")
 

@@ -22,6 +22,7 @@ from sim.exact import FLOAT32_EXACT, packed_matches, packed_plane_dot, packed_si
 from sim.kernels import register_fusion
 from sim.kernels.matrix import activate, as_bits, plane_route, product_bound
 from sim.kernels.window import check_window_input, sliding_window
+from sim.packedmap import PackedMap, bits_from_channels, bits_from_rows, unpacked
 
 
 def _bit_planes(node: Node, x: np.ndarray, mode: str, bits: int) -> list[np.ndarray]:
@@ -39,10 +40,11 @@ def _bit_planes(node: Node, x: np.ndarray, mode: str, bits: int) -> list[np.ndar
     return [x.astype(np.uint8, copy=False)]
 
 
-@register_fusion("ConvolutionInputGenerator", "MVAU")
+@register_fusion("ConvolutionInputGenerator", "MVAU", packed_inputs=True, packs=True)
 def window_mvau(
-    window: Node, mvau: Node, window_inputs: list[np.ndarray], mvau_rest: list[np.ndarray]
-) -> np.ndarray | None:
+    window: Node, mvau: Node, window_inputs: list, mvau_rest: list[np.ndarray],
+    packed: bool = False,
+) -> np.ndarray | PackedMap | None:
     x = window_inputs[0]
     w = mvau_rest[0]
     idt, wdt = mvau.attr("inputDataType"), mvau.attr("weightDataType")
@@ -53,7 +55,9 @@ def window_mvau(
     elif plane_route(idt, wdt):
         mode = "plane"
     else:
-        return _window_matmul(window, mvau, x, w, mvau_rest[1:])
+        return _window_matmul(window, mvau, unpacked(x), w, mvau_rest[1:], packed)
+    if isinstance(x, PackedMap) and (mode == "plane" or x.bipolar != (mode == "bipolar")):
+        x = x.unpack()  # the planes' check names the values the product cannot take
     if int(window.attr("depthwise", 0)) or x.ndim != 4:
         return None
     check_window_input(window, x)
@@ -79,15 +83,21 @@ def window_mvau(
         def product(rows):
             return packed_plane_dot(rows, i.signed, ww, bipolar_w, channel_major=True)
     else:
-        planes = _bit_planes(mvau, x, mode, i.bits)
+        planes = None if isinstance(x, PackedMap) else _bit_planes(mvau, x, mode, i.bits)
 
         def product(rows):
             return packed_matches(rows[0], ww, mw, channel_major=True)
     grid = window_grid(x.shape, (kh, kw), stride, dilation)
     thresholds = mvau_rest[1] if len(mvau_rest) > 1 else None
     bound = product_bound(mvau, w)
-    packed = [pack_pixels(p) for p in planes]
-    out = map_tiles(packed, (kh, kw), stride, dilation,
+    maps = [x.bits] if planes is None else [pack_pixels(p) for p in planes]
+    out_type = mvau.out_dtypes[0]
+    if packed and not mvau.attr("noActivation") and out_type in ("BINARY", "BIPOLAR"):
+        bipolar = out_type == "BIPOLAR"
+        bits = map_tiles(maps, (kh, kw), stride, dilation, lambda rows: bits_from_channels(
+            activate(mvau, product(rows), thresholds, bound, channel_axis=0), bipolar))
+        return PackedMap(bits.reshape(grid + (bits.shape[-1],)), mh, bipolar)
+    out = map_tiles(maps, (kh, kw), stride, dilation,
                     lambda rows: activate(mvau, product(rows), thresholds, bound, channel_axis=0),
                     channel_major=True, out_dtype=output_container(mvau))
     return out.reshape(grid + (mh,))
@@ -108,7 +118,7 @@ def _mostly_signs(x: np.ndarray) -> bool:
 
 
 def _window_matmul(window: Node, mvau: Node, x: np.ndarray, w: np.ndarray,
-                   rest: list[np.ndarray]) -> np.ndarray | None:
+                   rest: list[np.ndarray], packed: bool = False) -> np.ndarray | PackedMap | None:
     """A multi-bit product (the 8-bit stem) whose accumulator bound from the data types is
     below 2^24: windows gathered from the integer map tile by tile (pixels padded with zero
     channels to a whole machine word where that is at most 8 bytes, so each tap is a native
@@ -141,6 +151,11 @@ def _window_matmul(window: Node, mvau: Node, x: np.ndarray, w: np.ndarray,
 
     grid = window_grid(x.shape, kernel, stride, dilation)
     thresholds = rest[0] if rest else None
+    if packed and not mvau.attr("noActivation") and mvau.out_dtypes[0] in ("BINARY", "BIPOLAR"):
+        bipolar = mvau.out_dtypes[0] == "BIPOLAR"
+        bits = map_tiles([xp], kernel, stride, dilation,
+                         lambda rows: bits_from_rows(compute(rows), bipolar), gather)
+        return PackedMap(bits.reshape(grid + (bits.shape[-1],)), mh, bipolar)
     out = map_tiles([xp], kernel, stride, dilation, compute, gather,
                     out_dtype=output_container(mvau))
     return out.reshape(grid + (mh,))

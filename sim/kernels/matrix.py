@@ -25,6 +25,7 @@ from sim.bundle import Node, SimError
 from sim.datatypes import as_int64, dtype, wrap
 from sim.exact import max_abs, matmul_int, matmul_method, plane_dot, xnor_popcount
 from sim.kernels import register
+from sim.packedmap import PackedMap, bits_from_rows
 from sim.thresholds import count_thresholds
 
 
@@ -163,6 +164,11 @@ def vvau(node: Node, inputs: list[np.ndarray]) -> np.ndarray:
     return activate(node, acc, inputs[2] if len(inputs) > 2 else None)
 
 
-@register("Thresholding", reshape=True)
-def thresholding(node: Node, inputs: list[np.ndarray]) -> np.ndarray:
-    return threshold_output(node, inputs[0], inputs[1])
+@register("Thresholding", reshape=True, packs=True)
+def thresholding(node: Node, inputs: list[np.ndarray], packed: bool = False) -> np.ndarray | PackedMap:
+    out = threshold_output(node, inputs[0], inputs[1])
+    out_type = node.out_dtypes[0]
+    if packed and out_type in ("BINARY", "BIPOLAR") and out.ndim == 4:
+        return PackedMap(bits_from_rows(out, out_type == "BIPOLAR"), out.shape[-1],
+                         out_type == "BIPOLAR")
+    return out

@@ -27,6 +27,7 @@ from sim.datatypes import dtype
 from sim.exact import packed_matches
 from sim.kernels import register
 from sim.kernels.upsample import bilinear_gain, upsample
+from sim.packedmap import PackedMap
 
 FACTOR = 2
 TAPS = 9
@@ -64,7 +65,7 @@ def branch_accumulators(x: np.ndarray, weights: np.ndarray, dilations: list[int]
     _check_weights(x, weights, dilations)
     n, h, w, cin = x.shape
     dmax = max(dilations)
-    packed = pack_pixels(np.asarray(x) > 0)
+    packed = x.bits if isinstance(x, PackedMap) else pack_pixels(np.asarray(x) > 0)
     padded = np.zeros((n, h + 2 * dmax, w + 2 * dmax, packed.shape[-1]), dtype=np.uint8)
     padded[:, dmax : dmax + h, dmax : dmax + w] = packed
     k_bits = TAPS * cin
@@ -115,9 +116,12 @@ def multi_branch_upsample(x: np.ndarray, weights: np.ndarray, gains: np.ndarray,
                           dilations: list[int], mode: str) -> np.ndarray:
     """The layer's output: ``S`` upsampled x2 (N, 2H, 2W, Cout), in the narrowest of int16,
     int32 and int64 that the bound of :func:`branch_sum` allows."""
-    x = np.asarray(x)
-    if not _all_signs(x):
-        raise ValueError("input must hold -1/+1 values")
+    if isinstance(x, PackedMap) and not x.bipolar:
+        x = x.unpack()
+    if not isinstance(x, PackedMap):
+        x = np.asarray(x)
+        if not _all_signs(x):
+            raise ValueError("input must hold -1/+1 values")
     if not _all_signs(np.asarray(weights)):
         raise ValueError("weights must hold -1/+1 values")
     if np.asarray(gains).size and np.asarray(gains).min() < 0:
@@ -136,7 +140,7 @@ def _all_signs(a: np.ndarray) -> bool:
     return int(a.min()) >= -1 and int(a.max()) <= 1 and np.count_nonzero(a) == a.size
 
 
-@register("MultiBranchUpsample")
+@register("MultiBranchUpsample", packed_inputs=True)
 def multi_branch_upsample_kernel(node: Node, inputs: list[np.ndarray]) -> np.ndarray:
     x, weights, gains = inputs
     gate_type = dtype(str(node.attr("gateDataType")))

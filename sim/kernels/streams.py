@@ -17,19 +17,25 @@ import numpy as np
 from sim.bundle import Node, SimError
 from sim.datatypes import as_int64
 from sim.kernels import register
+from sim.packedmap import PackedMap, unpacked
 
 
-@register("DuplicateStreams")
-def duplicate_streams(node: Node, inputs: list[np.ndarray]) -> list[np.ndarray]:
+@register("DuplicateStreams", packed_inputs=True)
+def duplicate_streams(node: Node, inputs: list) -> list:
     return [inputs[0]] * len(node.outputs)
 
 
-@register("StreamingConcat")
-def streaming_concat(node: Node, inputs: list[np.ndarray]) -> np.ndarray:
+@register("StreamingConcat", packed_inputs=True)
+def streaming_concat(node: Node, inputs: list) -> np.ndarray | PackedMap:
     widths = [int(c) for c in node.attr("ChannelsPerStream")]
     got = [x.shape[-1] for x in inputs]
     if got != widths:
         raise SimError(f"{node.label()}: inputs have {got} channels, ChannelsPerStream is {widths}")
+    if (all(isinstance(x, PackedMap) for x in inputs) and len({x.bipolar for x in inputs}) == 1
+            and all(x.aligned for x in inputs[:-1])):  # whole bytes: the bits concatenate
+        return PackedMap(np.concatenate([x.bits for x in inputs], axis=-1), sum(widths),
+                         inputs[0].bipolar)
+    inputs = [unpacked(x) for x in inputs]
     if all(x.dtype.kind in "iu" for x in inputs):
         return np.concatenate(inputs, axis=-1)  # common integer type, wrapped by the executor
     return np.concatenate([as_int64(x) for x in inputs], axis=-1)
@@ -54,8 +60,8 @@ def crop(node: Node, inputs: list[np.ndarray]) -> np.ndarray:
     return x[:, north : h - south, west : w - east, :]
 
 
-@register("StreamingDataWidthConverter", "StreamingFIFO", "IODMA")
-def pass_through(node: Node, inputs: list[np.ndarray]) -> np.ndarray:
+@register("StreamingDataWidthConverter", "StreamingFIFO", "IODMA", packed_inputs=True)
+def pass_through(node: Node, inputs: list) -> np.ndarray | PackedMap:
     return inputs[0]
 
 

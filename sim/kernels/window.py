@@ -21,6 +21,7 @@ import numpy as np
 from sim.bundle import Node, SimError
 from sim.datatypes import as_int64, dtype
 from sim.kernels import register
+from sim.packedmap import PackedMap
 
 
 def _nhwc(node: Node, x: np.ndarray, hw: tuple[int, int] | None, channels: int | None) -> None:
@@ -88,11 +89,19 @@ def convolution_input_generator(node: Node, inputs: list[np.ndarray]) -> np.ndar
     return sliding_window(x, k, s, d)
 
 
-@register("FMPadding")
-def fmpadding(node: Node, inputs: list[np.ndarray]) -> np.ndarray:
+@register("FMPadding", packed_inputs=True)
+def fmpadding(node: Node, inputs: list) -> np.ndarray | PackedMap:
     x = inputs[0]
+    if isinstance(x, PackedMap) and x.bipolar:  # the pad value 0 is no BIPOLAR value
+        x = x.unpack()
     _nhwc(node, x, tuple(node.attr("ImgDim")), int(node.attr("NumChannels")))
     top, left, bottom, right = (int(p) for p in node.attr("Padding"))
+    if isinstance(x, PackedMap):  # BINARY: the pad value 0 is the bit 0
+        return PackedMap(_pad(x.bits, top, left, bottom, right), x.channels, False)
+    return _pad(x, top, left, bottom, right)
+
+
+def _pad(x: np.ndarray, top: int, left: int, bottom: int, right: int) -> np.ndarray:
     n, h, w, c = x.shape
     out = np.zeros((n, top + h + bottom, left + w + right, c), dtype=x.dtype)
     out[:, top : top + h, left : left + w] = x
@@ -139,8 +148,8 @@ def global_acc_pool(node: Node, inputs: list[np.ndarray]) -> np.ndarray:
     return as_int64(x).sum(axis=(1, 2), keepdims=True)
 
 
-@register("UpsampleNearestNeighbour")
-def upsample_nearest(node: Node, inputs: list[np.ndarray]) -> np.ndarray:
+@register("UpsampleNearestNeighbour", packed_inputs=True)
+def upsample_nearest(node: Node, inputs: list) -> np.ndarray | PackedMap:
     x = inputs[0]
     hi, wi = int(node.attr("HI")), int(node.attr("WI"))
     ho, wo = int(node.attr("HO")), int(node.attr("WO"))
@@ -150,4 +159,7 @@ def upsample_nearest(node: Node, inputs: list[np.ndarray]) -> np.ndarray:
             f"{node.label()}: {hi}x{wi} -> {ho}x{wo} is not an integer scale "
             "(FINN's execution of this layer fails there too)"
         )
+    if isinstance(x, PackedMap):
+        return PackedMap(np.repeat(np.repeat(x.bits, ho // hi, axis=1), wo // wi, axis=2),
+                         x.channels, x.bipolar)
     return np.repeat(np.repeat(x, ho // hi, axis=1), wo // wi, axis=2)

@@ -1,0 +1,137 @@
+"""One-bit maps passed between layers packed (sim.packedmap): packing against numpy's
+packbits and the executor's wrap, and a chain of binary convolutions (padding, fork,
+concatenation) whose packed run equals the unpacked one and FINN's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper
+from qonnx.core.datatype import DataType
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.util.basic import qonnx_make_model
+
+import sim
+import sim.graph as graph
+import sim.kernels as kernels
+from hw_gen.bundle import to_sim_bundle
+from sim.datatypes import wrap
+from sim.packedmap import PackedMap, bits_from_channels, bits_from_rows, pack_map
+from test_sim_kernels import random_thresholds
+
+FPGA = dict(domain="finn.custom_op.fpgadataflow", backend="fpgadataflow")
+
+
+@pytest.mark.parametrize("channels", [1, 7, 8, 13, 16])
+@pytest.mark.parametrize("bipolar", [False, True])
+def test_pack_and_unpack_round_trip(channels, bipolar):
+    rng = np.random.default_rng(channels)
+    bits = rng.integers(0, 2, (2, 3, 5, channels))
+    values = (2 * bits - 1 if bipolar else bits).astype(np.int8 if bipolar else np.uint8)
+    packed = pack_map(values, bipolar)
+    assert packed.shape == values.shape and packed.dtype == values.dtype
+    assert np.array_equal(packed.bits, np.packbits(bits.astype(np.uint8), axis=-1))
+    assert np.array_equal(packed.unpack(), values)
+
+
+@pytest.mark.parametrize("channels", [3, 8, 16, 21])
+@pytest.mark.parametrize("declared", ["BINARY", "BIPOLAR"])
+def test_packed_bits_are_the_bits_of_the_wrap(channels, declared):
+    """Values outside the one-bit type (several thresholds fired, an ActVal) pack as the bit
+    the executor's wrap keeps."""
+    rng = np.random.default_rng(channels)
+    values = rng.integers(-5, 6, (40, channels)).astype(np.int16)
+    wrapped = wrap(values, declared)
+    want = np.packbits((wrapped > 0).astype(np.uint8), axis=-1)
+    assert np.array_equal(bits_from_rows(values, declared == "BIPOLAR"), want)
+    assert np.array_equal(bits_from_channels(np.ascontiguousarray(values.T), declared == "BIPOLAR"),
+                          want)
+
+
+def test_packed_map_refuses_bits_that_do_not_hold_its_channels():
+    with pytest.raises(ValueError, match="do not hold 9 channels"):
+        PackedMap(np.zeros((1, 2, 2, 1), np.uint8), 9, False)
+
+
+H, W = 6, 8
+
+
+def _conv(rng, nodes, model_types, inits, name, x, c, mh, odt):
+    """FMPadding (1) + 3x3 window + XNOR MVAU ``x`` (1, H, W, c) -> ``name`` (1, H, W, mh)."""
+    nodes.append(helper.make_node("FMPadding", [x], [f"{name}_pad"], name=f"{name}_pad",
+                                  ImgDim=[H, W], Padding=[1, 1, 1, 1], NumChannels=c, SIMD=c,
+                                  inputDataType="BINARY", **FPGA))
+    nodes.append(helper.make_node(
+        "ConvolutionInputGenerator", [f"{name}_pad"], [f"{name}_win"], name=f"{name}_swg",
+        ConvKernelDim=[3, 3], IFMChannels=c, IFMDim=[H + 2, W + 2], OFMDim=[H, W], SIMD=c,
+        Stride=[1, 1], Dilation=[1, 1], inputDataType="BINARY", outputDataType="BINARY", **FPGA))
+    mw = 9 * c
+    inputs = [f"{name}_win", f"{name}_w"]
+    inits[f"{name}_w"] = (rng.integers(0, 2, (mw, mh)).astype(np.float32), "BINARY")
+    attrs = dict(MW=mw, MH=mh, SIMD=1, PE=1, inputDataType="BINARY", weightDataType="BINARY",
+                 outputDataType=odt, accDataType="INT32", binaryXnorMode=1,
+                 noActivation=int(odt == "INT32"), numInputVectors=[1, H, W])
+    if odt != "INT32":
+        steps = 1 if odt in ("BINARY", "BIPOLAR") else DataType[odt].get_num_possible_values() - 1
+        inits[f"{name}_t"] = (random_thresholds(rng, mh, steps, mw // 3, 2 * mw // 3), "INT32")
+        attrs["ActVal"] = 0 if odt == "BIPOLAR" else int(DataType[odt].min())
+        inputs.append(f"{name}_t")
+    nodes.append(helper.make_node("MVAU", inputs, [name], name=name, **attrs, **FPGA))
+    model_types.update({f"{name}_pad": ("BINARY", (1, H + 2, W + 2, c)),
+                        f"{name}_win": ("BINARY", (1, H, W, mw)), name: (odt, (1, H, W, mh))})
+
+
+def chain_model(rng, c1: int, c2: int):
+    """x -> conv1 -> fork -> conv2 -> concat(conv1, conv2) -> conv3 (integer out)."""
+    nodes, types, inits = [], {}, {}
+    _conv(rng, nodes, types, inits, "c1", "x", 8, c1, "BINARY")
+    nodes.append(helper.make_node("DuplicateStreams", ["c1"], ["c1a", "c1b"], name="fork",
+                                  NumChannels=c1, NumOutputStreams=2, PE=1, inputDataType="BINARY",
+                                  numInputVectors=[1, H, W], **FPGA))
+    types.update({"c1a": ("BINARY", (1, H, W, c1)), "c1b": ("BINARY", (1, H, W, c1))})
+    _conv(rng, nodes, types, inits, "c2", "c1a", c1, c2, "BINARY")
+    nodes.append(helper.make_node("StreamingConcat", ["c1b", "c2"], ["cat"], name="cat",
+                                  ChannelsPerStream=[c1, c2], SIMD=1,
+                                  inputDataTypes=["BINARY", "BINARY"],
+                                  numInputVectors=[1, H, W], **FPGA))
+    types["cat"] = ("BINARY", (1, H, W, c1 + c2))
+    _conv(rng, nodes, types, inits, "c3", "cat", c1 + c2, 5, "INT32")
+    vi = lambda n, shape: helper.make_tensor_value_info(n, TensorProto.FLOAT, list(shape))  # noqa: E731
+    outputs = {"c3"}
+    graph_ = helper.make_graph(nodes, "chain", [vi("x", (1, H, W, 8))], [vi("c3", (1, H, W, 5))],
+                               value_info=[vi(n, shape) for n, (_, shape) in types.items()
+                                           if n not in outputs])
+    model = ModelWrapper(qonnx_make_model(graph_, producer_name="sim-test"))
+    for name, (value, dt) in inits.items():
+        model.set_initializer(name, value)
+        model.set_tensor_datatype(name, DataType[dt])
+    model.set_tensor_datatype("x", DataType["BINARY"])
+    for name, (dt, _) in types.items():
+        model.set_tensor_datatype(name, DataType[dt])
+    x = rng.integers(0, 2, (2, H, W, 8)).astype(np.float32)
+    return model, x
+
+
+@pytest.mark.parametrize("c1,c2", [(16, 8), (13, 8)])
+def test_packed_chain_equals_unpacked_run_and_finn(c1, c2, finn_build_dir, monkeypatch):
+    from hw_gen.lowering.execute import finn_execute
+
+    model, x = chain_model(np.random.default_rng(c1), c1, c2)
+    bundle = to_sim_bundle(model)
+    assert graph._packed_tensors(bundle, graph._fusable(bundle)) == {"c1", "c2"}
+    key = ("ConvolutionInputGenerator", "MVAU")
+    original = kernels.FUSIONS[key]
+    seen = {}
+
+    def spy(window, mvau, window_inputs, rest, **kwargs):
+        seen[mvau.name] = (isinstance(window_inputs[0], PackedMap), kwargs.get("packed", False))
+        return original(window, mvau, window_inputs, rest, **kwargs)
+
+    monkeypatch.setitem(kernels.FUSIONS, key, kernels.FusionSpec(spy, True, True))
+    got = sim.run(bundle, {"x": x})["c3"]
+    # c1 and c2 are asked to pack; c2 reads c1 packed through the fork and the padding; the
+    # concatenation stays packed where c1's channels fill whole bytes
+    assert seen == {"c1": (False, True), "c2": (True, True), "c3": (c1 % 8 == 0, False)}
+    unpacked = sim.run(bundle, {"x": x}, return_all=True)
+    assert np.array_equal(got, unpacked["c3"])
+    assert np.array_equal(got, finn_execute(model, x)["c3"])
