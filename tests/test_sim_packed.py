@@ -156,3 +156,37 @@ def test_mbu_int16_sum_equals_int64_reference_up_to_its_bound(signs):
     total = sum(g[None, None, None, :].astype(np.int64) * r for g, r in zip(gains, branches))
     assert got.dtype == np.int16
     assert np.array_equal(got, bilinear_reference(total, 2))
+
+
+@pytest.mark.parametrize("out_type,packed", [("BINARY", True), ("BINARY", False), ("UINT2", False),
+                                             ("BIPOLAR", True)])
+def test_mbu_with_its_thresholds_equals_int64_reference(out_type, packed):
+    """The fused MBU + Thresholding (channels-major, wrapped to the MBU's INT10 output, then
+    thresholded) against im2col branches, gather bilinear taps, a wrap by hand and broadcast
+    thresholds."""
+    from sim.bundle import Node
+    from sim.kernels.mbu import mbu_thresholds
+    from sim.packedmap import PackedMap
+
+    rng = np.random.default_rng(11)
+    cin, cout, dilations = 13, 5, [1, 3]
+    x = rng.choice(np.array([-1, 1], dtype=np.int8), (2, 5, 7, cin))
+    weights = rng.choice(np.array([-1, 1], dtype=np.int8), (2, cout, cin, 3, 3))
+    gains = rng.integers(0, 4, (2, cout))
+    mbu = Node("mbu", "MultiBranchUpsample", "MultiBranchUpsample_hls", "", True, [], [],
+               {"Dilations": dilations, "Mode": "bilinear", "gateDataType": "UINT2"}, ["INT10"])
+    steps = 1 if out_type in ("BINARY", "BIPOLAR") else 3
+    thr = np.sort(rng.integers(-600, 600, (cout, steps)), axis=1).astype(np.float32)
+    act = {"UINT2": 0, "BINARY": 0, "BIPOLAR": 0}[out_type]
+    node = Node("thr", "Thresholding", "Thresholding_rtl", "", True, [], [],
+                {"ActVal": act, "outputDataType": out_type}, [out_type])
+    got = mbu_thresholds(mbu, node, [x, weights, gains], [thr], packed=packed)
+    total = sum(g[None, None, None, :].astype(np.int64) * r
+                for g, r in zip(gains, mbu_branches_reference(x, weights, dilations)))
+    up = bilinear_reference(total, 2)
+    up = ((up + 512) % 1024) - 512  # INT10 two's complement
+    count = (up[..., None] >= thr[None, None, None]).sum(axis=-1)
+    want = 2 * count - 1 if out_type == "BIPOLAR" else count
+    assert isinstance(got, PackedMap) == packed
+    values = got.unpack() if packed else got
+    assert np.array_equal(values, want)

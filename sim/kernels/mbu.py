@@ -23,11 +23,12 @@ import numpy as np
 
 from sim.bitconv import map_tiles, pack_pixels, weight_words
 from sim.bundle import Node
-from sim.datatypes import dtype
+from sim.datatypes import dtype, wrap
 from sim.exact import packed_matches
-from sim.kernels import register
+from sim.kernels import register, register_fusion
+from sim.kernels.matrix import threshold_output
 from sim.kernels.upsample import bilinear_gain, upsample
-from sim.packedmap import PackedMap
+from sim.packedmap import PackedMap, bits_from_channels
 
 FACTOR = 2
 TAPS = 9
@@ -91,6 +92,17 @@ def branch_sum(x: np.ndarray, weights: np.ndarray, gains: np.ndarray,
                dilations: list[int]) -> np.ndarray:
     """The integer branch sum ``S`` (N, H, W, Cout) before upsampling: int16 or int32 where the
     bound ``sum_k max_c G[k, c] * 9 Cin`` times the bilinear gain fits, else int64."""
+    total = _branch_sum_channels(x, weights, gains, dilations)
+    n, h, w, _ = np.shape(x)
+    out = np.empty((n * h * w, total.shape[0]), dtype=total.dtype)
+    for c in range(total.shape[0]):  # column writes: a transposing copy is 2-3x slower
+        out[:, c] = total[c]
+    return out.reshape(n, h, w, -1)
+
+
+def _branch_sum_channels(x, weights: np.ndarray, gains: np.ndarray,
+                         dilations: list[int]) -> np.ndarray:
+    """:func:`branch_sum` channels-major, (Cout, N * H * W)."""
     gains = np.asarray(gains, dtype=np.int64)
     expected = (len(dilations), np.asarray(weights).shape[1])
     if gains.shape != expected:
@@ -105,17 +117,11 @@ def branch_sum(x: np.ndarray, weights: np.ndarray, gains: np.ndarray,
             total = term
         else:
             total += term
-    n, h, w, _ = np.shape(x)
-    out = np.empty((n * h * w, expected[1]), dtype=wide)
-    for c in range(expected[1]):  # column writes: a transposing copy is 2-3x slower
-        out[:, c] = total[c]
-    return out.reshape(n, h, w, -1)
+    return total
 
 
-def multi_branch_upsample(x: np.ndarray, weights: np.ndarray, gains: np.ndarray,
-                          dilations: list[int], mode: str) -> np.ndarray:
-    """The layer's output: ``S`` upsampled x2 (N, 2H, 2W, Cout), in the narrowest of int16,
-    int32 and int64 that the bound of :func:`branch_sum` allows."""
+def _checked_input(x, weights: np.ndarray, gains: np.ndarray, dilations: list[int]):
+    """The layer's input checks; ``x`` as an array of -1/+1 or a BIPOLAR packed map."""
     if isinstance(x, PackedMap) and not x.bipolar:
         x = x.unpack()
     if not isinstance(x, PackedMap):
@@ -127,8 +133,28 @@ def multi_branch_upsample(x: np.ndarray, weights: np.ndarray, gains: np.ndarray,
     if np.asarray(gains).size and np.asarray(gains).min() < 0:
         raise ValueError("gains must be nonnegative")
     check_dilations(dilations, x.shape[1], x.shape[2])
+    return x
+
+
+def multi_branch_upsample(x: np.ndarray, weights: np.ndarray, gains: np.ndarray,
+                          dilations: list[int], mode: str) -> np.ndarray:
+    """The layer's output: ``S`` upsampled x2 (N, 2H, 2W, Cout), in the narrowest of int16,
+    int32 and int64 that the bound of :func:`branch_sum` allows."""
+    x = _checked_input(x, weights, gains, dilations)
     total = branch_sum(x, weights, gains, dilations)
     return upsample(total, FACTOR, mode, int16_fits=total.dtype == np.int16)
+
+
+def upsampled_channels(x, weights: np.ndarray, gains: np.ndarray, dilations: list[int],
+                       mode: str) -> np.ndarray:
+    """:func:`multi_branch_upsample` channels-major, (Cout, N, 2H, 2W): the branch sum is
+    upsampled along whole rows (in the pixels-major layout every copy moves one pixel's
+    channels)."""
+    x = _checked_input(x, weights, gains, dilations)
+    n, h, w, _ = x.shape
+    total = _branch_sum_channels(x, weights, gains, dilations)
+    grid = total.reshape(total.shape[0], n, h, w)
+    return upsample(grid, FACTOR, mode, int16_fits=total.dtype == np.int16, axes=(2, 3))
 
 
 def _all_signs(a: np.ndarray) -> bool:
@@ -140,12 +166,43 @@ def _all_signs(a: np.ndarray) -> bool:
     return int(a.min()) >= -1 and int(a.max()) <= 1 and np.count_nonzero(a) == a.size
 
 
-@register("MultiBranchUpsample", packed_inputs=True)
-def multi_branch_upsample_kernel(node: Node, inputs: list[np.ndarray]) -> np.ndarray:
-    x, weights, gains = inputs
+def _gains_fit(node: Node, gains: np.ndarray) -> None:
     gate_type = dtype(str(node.attr("gateDataType")))
     if np.asarray(gains).size and np.asarray(gains).max() > gate_type.max:
         raise ValueError(f"a gain of {int(np.asarray(gains).max())} does not fit the gate type "
                          f"{gate_type.name}")
+
+
+@register("MultiBranchUpsample", packed_inputs=True)
+def multi_branch_upsample_kernel(node: Node, inputs: list[np.ndarray]) -> np.ndarray:
+    x, weights, gains = inputs
+    _gains_fit(node, gains)
     return multi_branch_upsample(x, weights, gains, [int(d) for d in node.attr("Dilations")],
                                  str(node.attr("Mode")))
+
+
+@register_fusion("MultiBranchUpsample", "Thresholding", packed_inputs=True, packs=True)
+def mbu_thresholds(mbu: Node, thresholding: Node, mbu_inputs: list, rest: list[np.ndarray],
+                   packed: bool = False) -> np.ndarray | PackedMap | None:
+    """The MBU and the thresholds that read its output, channels-major: the upsampled sum is
+    wrapped to the MBU's declared type and thresholded per channel without being built
+    pixels-major; a one-bit result is packed where asked."""
+    x, weights, gains = mbu_inputs
+    thresholds = rest[0]
+    _gains_fit(mbu, gains)
+    up = upsampled_channels(x, weights, gains, [int(d) for d in mbu.attr("Dilations")],
+                            str(mbu.attr("Mode")))
+    channels, n, oh, ow = up.shape
+    if np.shape(thresholds)[0] not in (1, channels):
+        return None
+    values = threshold_output(thresholding, wrap(up, mbu.out_dtypes[0]).reshape(channels, -1),
+                              thresholds, channel_axis=0)
+    out_type = thresholding.out_dtypes[0]
+    if packed and out_type in ("BINARY", "BIPOLAR"):
+        bits = bits_from_channels(values, out_type == "BIPOLAR")
+        return PackedMap(bits.reshape(n, oh, ow, -1), channels, out_type == "BIPOLAR")
+    container = dtype(out_type).container if dtype(out_type).is_integer else values.dtype
+    out = np.empty((n * oh * ow, channels), dtype=container)
+    for c in range(channels):  # column writes: a transposing copy is 2-3x slower
+        out[:, c] = values[c]
+    return out.reshape(n, oh, ow, channels)

@@ -47,27 +47,29 @@ def axis_taps(n_in: int, factor: int) -> AxisTaps:
     return AxisTaps(first, second, w_first, w_second)
 
 
-def nearest(x: np.ndarray, factor: int) -> np.ndarray:
-    """``x``: (N, H, W, C) -> (N, H*F, W*F, C)."""
-    return np.repeat(np.repeat(x, factor, axis=1), factor, axis=2)
+def nearest(x: np.ndarray, factor: int, axes: tuple[int, int] = (1, 2)) -> np.ndarray:
+    """``x``: (N, H, W, C) -> (N, H*F, W*F, C) (or along other ``axes``)."""
+    return np.repeat(np.repeat(x, factor, axis=axes[0]), factor, axis=axes[1])
 
 
-def bilinear_sum(x: np.ndarray, factor: int, int16_fits: bool = False) -> np.ndarray:
-    """``x``: integer (N, H, W, C) -> the unnormalized integer bilinear sum, in ``x``'s type
-    when it is int32 or int64 (the caller bounds it: ``(2F)^2 max|x|``), or int16 where the
-    caller says the sum fits it, else int64."""
+def bilinear_sum(x: np.ndarray, factor: int, int16_fits: bool = False,
+                 axes: tuple[int, int] = (1, 2)) -> np.ndarray:
+    """``x``: integer (N, H, W, C) -> the unnormalized integer bilinear sum (along ``axes``),
+    in ``x``'s type when it is int32 or int64 (the caller bounds it: ``(2F)^2 max|x|``), or
+    int16 where the caller says the sum fits it, else int64."""
     x = np.asarray(x)
     if x.dtype not in ((np.int16,) if int16_fits else ()) + (np.int32, np.int64):
         x = x.astype(np.int64)
-    return _axis_sum(_axis_sum(x, factor, 1), factor, 2)
+    return _axis_sum(_axis_sum(x, factor, axes[0]), factor, axes[1])
 
 
 def _axis_sum(x: np.ndarray, factor: int, axis: int) -> np.ndarray:
     """Bilinear taps along one axis (the rule of :func:`axis_taps`), one output phase
     ``p = o mod F`` at a time. With ``off = 2p + 1 - F``, output ``F i + p`` reads rows i and
     i + 1 with weights ``2F - off``, ``off`` (off >= 0), or rows i - 1 and i with weights
-    ``-off``, ``2F + off``, indices clamped to the axis: every phase is two shifted reads of
-    the input times a weight (each weighted copy made once), no gather."""
+    ``-off``, ``2F + off``, indices clamped to the axis: every phase is one sum of two shifted
+    reads of the input times a weight (each weighted copy made once) over the rows where no
+    index is clamped, and a row or two at the borders; no gather."""
     n = x.shape[axis]
 
     def along(a: np.ndarray, index: slice) -> np.ndarray:
@@ -82,27 +84,27 @@ def _axis_sum(x: np.ndarray, factor: int, axis: int) -> np.ndarray:
             weighted[weight] = x if weight == 1 else x * x.dtype.type(weight)
         return weighted[weight]
 
-    def parts(by: int) -> list[tuple[slice, slice]]:
-        """(output slice, input slice) pairs reading ``x`` at ``clamp(i + by)``."""
-        if by == 0 or n == 1:
-            return [(slice(None), slice(None))]
-        if by < 0:
-            return [(slice(1, None), slice(0, n - 1)), (slice(0, 1), slice(0, 1))]
-        return [(slice(0, n - 1), slice(1, None)), (slice(n - 1, None), slice(n - 1, None))]
-
     shape = list(x.shape)
     shape[axis] = n * factor
     out = np.empty(shape, dtype=x.dtype)
     for phase in range(factor):
         off = 2 * phase + 1 - factor
         taps = ((0, 2 * factor - off), (1, off)) if off >= 0 else ((-1, -off), (0, 2 * factor + off))
+        taps = [(by, weight) for by, weight in taps if weight]
         target = along(out, slice(phase, None, factor))
-        for j, (by, weight) in enumerate(taps):
-            if weight == 0:
-                continue
-            source = times(weight)
-            for t_slice, s_slice in parts(by):
-                t, v = along(target, t_slice), along(source, s_slice)
+        lo = max(0, -min(by for by, _ in taps))
+        hi = n - max(0, max(by for by, _ in taps))
+        if hi > lo:  # no index clamped: one pass
+            sources = [along(times(weight), slice(lo + by, hi + by)) for by, weight in taps]
+            if len(sources) == 1:
+                np.copyto(along(target, slice(lo, hi)), sources[0])
+            else:
+                np.add(sources[0], sources[1], out=along(target, slice(lo, hi)))
+        for i in list(range(min(lo, n))) + list(range(max(hi, lo), n)):
+            t = along(target, slice(i, i + 1))
+            for j, (by, weight) in enumerate(taps):
+                k = min(max(i + by, 0), n - 1)
+                v = along(times(weight), slice(k, k + 1))
                 if j == 0:
                     np.copyto(t, v)
                 else:
@@ -110,9 +112,12 @@ def _axis_sum(x: np.ndarray, factor: int, axis: int) -> np.ndarray:
     return out
 
 
-def upsample(x: np.ndarray, factor: int, mode: str, int16_fits: bool = False) -> np.ndarray:
+def upsample(x: np.ndarray, factor: int, mode: str, int16_fits: bool = False,
+             axes: tuple[int, int] = (1, 2)) -> np.ndarray:
     check_factor(factor, mode)
-    return nearest(x, factor) if mode == "nearest" else bilinear_sum(x, factor, int16_fits)
+    if mode == "nearest":
+        return nearest(x, factor, axes)
+    return bilinear_sum(x, factor, int16_fits, axes)
 
 
 def bilinear_gain(factor: int) -> int:
