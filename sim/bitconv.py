@@ -57,6 +57,36 @@ def window_words(
     return windows.reshape(-1, windows.shape[-1]).view(np.uint64)
 
 
+def window_words_major(
+    packed: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
+    dilation: tuple[int, int],
+) -> np.ndarray:
+    """:func:`window_words` word by word, (words, M): where a pixel's bytes divide a word or
+    are whole words, each tap is copied straight into the words it occupies (the XNOR word
+    loop reads one word of every window at a time; transposing (M, words) costs more than
+    the gather); otherwise the rows are gathered and transposed."""
+    n, h, w, p = packed.shape
+    taps = kernel[0] * kernel[1]
+    if (8 % p and p % 8) or n == 0:
+        return np.ascontiguousarray(window_words(packed, kernel, stride, dilation).T)
+    _, oh, ow = window_grid(packed.shape, kernel, stride, dilation)
+    words = -(-taps * p // 8)
+    out = np.zeros((words, n, oh, ow, 8), dtype=np.uint8)
+    lane = np.dtype({1: np.uint8, 2: np.uint16, 4: np.uint32}.get(p, np.uint64))
+    src = np.ascontiguousarray(packed).view(lane)  # (N, H, W, pixel lanes)
+    for ky in range(kernel[0]):
+        for kx in range(kernel[1]):
+            y0, x0 = ky * dilation[0], kx * dilation[1]
+            tap = src[:, y0 : y0 + (oh - 1) * stride[0] + 1 : stride[0],
+                      x0 : x0 + (ow - 1) * stride[1] + 1 : stride[1]]
+            start = (ky * kernel[1] + kx) * p
+            for k in range(tap.shape[-1]):  # one lane (or whole word) at a time
+                byte = start + k * lane.itemsize
+                word = out[byte // 8, ..., byte % 8 : byte % 8 + lane.itemsize].view(lane)
+                word[..., 0] = tap[..., k]
+    return out.view(np.uint64).reshape(words, -1)
+
+
 def weight_words(w_bits: np.ndarray, taps: int, channels: int) -> np.ndarray:
     """Weight bits (taps * C, MH) in (ky, kx, c) row order -> (MH, words), packed as the input
     windows are."""

@@ -34,8 +34,11 @@ _POPCOUNT_ELEMS = 1 << 22
 # Popcount by word loop up to this many 64-bit words per row (its uint16 sums hold K < 2^16),
 # else broadcast. (The loop took half the broadcast's time at 72 words, 2048 x 512 outputs.)
 _WORD_LOOP_MAX = 1023
-# Elements per block of the word loop: its temporaries stay in the 1 MiB L2.
-_BLOCK_ELEMS = 1 << 17
+# Elements per block of the word loop (at least _BLOCK_ROWS rows): long rows beat
+# temporaries that fit the L2 (64 channels x 2048 rows took 1.5x the time a word of
+# 64 x 16384 took).
+_BLOCK_ELEMS = 1 << 20
+_BLOCK_ROWS = 2048
 
 _HAS_BITWISE_COUNT = hasattr(np, "bitwise_count")
 _POPCOUNT_LUT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
@@ -131,10 +134,13 @@ def xnor_popcount(a_bits: np.ndarray, w_bits: np.ndarray, method: str = "auto") 
 
 
 def packed_matches(aw: np.ndarray, ww: np.ndarray, k: int, use_lut: bool = False,
-                   channel_major: bool = False) -> np.ndarray:
-    """Agreeing bits of packed rows ``aw`` (M, words) and ``ww`` (N, words) over ``k`` real
-    bits, padding bits 0 in both: int64 or int32 (M, N), or with ``channel_major`` (N, M)."""
-    counts = _word_counts(aw, ww, np.bitwise_xor, use_lut, channel_major)
+                   channel_major: bool = False, words_major: bool = False) -> np.ndarray:
+    """Agreeing bits of packed rows ``aw`` (M, words), or with ``words_major`` (words, M),
+    and ``ww`` (N, words) over ``k`` real bits, padding bits 0 in both: int64 or int32 (M, N),
+    or with ``channel_major`` (N, M)."""
+    if words_major and aw.shape[0] > _WORD_LOOP_MAX:
+        aw, words_major = np.ascontiguousarray(aw.T), False
+    counts = _word_counts(aw, ww, np.bitwise_xor, use_lut, channel_major, words_major)
     if k < 1 << 31 and counts.dtype == np.int32:
         return np.subtract(k, counts, out=counts)
     return k - counts.astype(np.int64)
@@ -227,25 +233,27 @@ def _lut16() -> np.ndarray:
 
 
 def _word_counts(aw: np.ndarray, ww: np.ndarray, op, use_lut: bool,
-                 channel_major: bool = False) -> np.ndarray:
+                 channel_major: bool = False, words_major: bool = False) -> np.ndarray:
     """``popcount(op(aw[m], ww[n]))`` summed over the words, (M, N) int32 or int64, or with
-    ``channel_major`` (N, M)."""
-    if aw.shape[1] <= _WORD_LOOP_MAX:
-        return _counts_word_loop(aw, ww, op, use_lut, channel_major)
+    ``channel_major`` (N, M); ``aw`` is (words, M) with ``words_major`` (at most
+    _WORD_LOOP_MAX words)."""
+    if words_major or aw.shape[1] <= _WORD_LOOP_MAX:
+        return _counts_word_loop(aw, ww, op, use_lut, channel_major, words_major)
     counts = _counts_broadcast(aw, ww, op, use_lut)
     return np.ascontiguousarray(counts.T) if channel_major else counts
 
 
 def _counts_word_loop(aw: np.ndarray, ww: np.ndarray, op, use_lut: bool,
-                      channel_major: bool = False) -> np.ndarray:
+                      channel_major: bool = False, words_major: bool = False) -> np.ndarray:
     """Few words per row (K <= 64 * _WORD_LOOP_MAX): per block of rows, one pass per word and
     column over the block's rows (a long inner loop: each column's word is a scalar), counts
     summed in uint16 (at most 64 * _WORD_LOOP_MAX bits) and returned as int32, columns-major
     (N, M) with ``channel_major``, else written column by column into (M, N)."""
-    m, n, words = aw.shape[0], ww.shape[0], aw.shape[1]
-    awt = np.ascontiguousarray(aw.T)
+    awt = aw if words_major else np.ascontiguousarray(aw.T)
+    words, m = awt.shape
+    n = ww.shape[0]
     out = np.empty((n, m) if channel_major else (m, n), dtype=np.int32)
-    rows = min(m, max(256, _BLOCK_ELEMS // n))
+    rows = min(m, max(_BLOCK_ROWS, _BLOCK_ELEMS // n))
     tmp = np.empty((n, rows), dtype=np.uint64)
     counts = np.empty((n, rows), dtype=np.uint8)
     acc = np.empty((n, rows), dtype=np.uint16)

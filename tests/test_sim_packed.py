@@ -190,3 +190,13 @@ def test_mbu_with_its_thresholds_equals_int64_reference(out_type, packed):
     assert isinstance(got, PackedMap) == packed
     values = got.unpack() if packed else got
     assert np.array_equal(values, want)
+
+
+@pytest.mark.parametrize("pixel_bytes", [1, 2, 3, 4, 6, 8, 16, 24])
+def test_window_words_by_word_equal_the_transposed_rows(pixel_bytes):
+    rng = np.random.default_rng(pixel_bytes)
+    packed = rng.integers(0, 256, (2, 9, 12, pixel_bytes)).astype(np.uint8)
+    for k, s, d in [((3, 3), (1, 1), (1, 1)), ((3, 3), (2, 1), (1, 2)), ((1, 1), (1, 1), (1, 1)),
+                    ((2, 3), (1, 2), (3, 1))]:
+        rows = bitconv.window_words(packed, k, s, d)
+        assert np.array_equal(bitconv.window_words_major(packed, k, s, d), rows.T)

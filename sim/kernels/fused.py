@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.bitconv import map_tiles, pack_pixels, weight_words, window_grid
+from sim.bitconv import map_tiles, pack_pixels, weight_words, window_grid, window_words_major
 from sim.bundle import Node, SimError
 from sim.datatypes import dtype
 from sim.exact import FLOAT32_EXACT, packed_matches, packed_plane_dot, packed_sign_dot
@@ -71,6 +71,7 @@ def window_mvau(
     i = dtype(idt)
 
     bipolar_w = mode == "bipolar" or (mode == "plane" and wdt == "BIPOLAR")
+    gather = None
     ww = weight_words(as_bits(w, bipolar_w, "weights", mvau), taps, channels)
     if mode == "plane" and bipolar_w and i.bits == 2 and i.signed and _mostly_signs(x):
         planes = [x > 0, x == 0, x == -2]
@@ -85,8 +86,10 @@ def window_mvau(
     else:
         planes = None if isinstance(x, PackedMap) else _bit_planes(mvau, x, mode, i.bits)
 
+        gather = window_words_major
+
         def product(rows):
-            return packed_matches(rows[0], ww, mw, channel_major=True)
+            return packed_matches(rows[0], ww, mw, channel_major=True, words_major=True)
     grid = window_grid(x.shape, (kh, kw), stride, dilation)
     thresholds = mvau_rest[1] if len(mvau_rest) > 1 else None
     bound = product_bound(mvau, w)
@@ -95,11 +98,11 @@ def window_mvau(
     if packed and not mvau.attr("noActivation") and out_type in ("BINARY", "BIPOLAR"):
         bipolar = out_type == "BIPOLAR"
         bits = map_tiles(maps, (kh, kw), stride, dilation, lambda rows: bits_from_channels(
-            activate(mvau, product(rows), thresholds, bound, channel_axis=0), bipolar))
+            activate(mvau, product(rows), thresholds, bound, channel_axis=0), bipolar), gather)
         return PackedMap(bits.reshape(grid + (bits.shape[-1],)), mh, bipolar)
     out = map_tiles(maps, (kh, kw), stride, dilation,
                     lambda rows: activate(mvau, product(rows), thresholds, bound, channel_axis=0),
-                    channel_major=True, out_dtype=output_container(mvau))
+                    gather, channel_major=True, out_dtype=output_container(mvau))
     return out.reshape(grid + (mh,))
 
 

@@ -21,7 +21,7 @@ from typing import Iterator
 
 import numpy as np
 
-from sim.bitconv import map_tiles, pack_pixels, weight_words
+from sim.bitconv import map_tiles, pack_pixels, weight_words, window_words_major
 from sim.bundle import Node
 from sim.datatypes import dtype, wrap
 from sim.exact import packed_matches
@@ -72,7 +72,7 @@ def branch_accumulators(x: np.ndarray, weights: np.ndarray, dilations: list[int]
     k_bits = TAPS * cin
 
     def accumulator(rows, ww):
-        acc = packed_matches(rows[0], ww, k_bits, channel_major=True)
+        acc = packed_matches(rows[0], ww, k_bits, channel_major=True, words_major=True)
         acc *= 2
         acc -= k_bits
         return acc
@@ -84,7 +84,7 @@ def branch_accumulators(x: np.ndarray, weights: np.ndarray, dilations: list[int]
         # the dilation-d windows of the map padded by d sit inside the one padded by dmax
         part = padded[:, dmax - d : dmax + h + d, dmax - d : dmax + w + d]
         acc = map_tiles([part], (3, 3), (1, 1), (d, d), lambda rows, ww=ww: accumulator(rows, ww),
-                        channel_major=True, transpose=not channel_major)
+                        window_words_major, channel_major=True, transpose=not channel_major)
         yield acc if channel_major else acc.reshape(n, h, w, -1)
 
 
