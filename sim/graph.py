@@ -34,6 +34,11 @@ def _prepare_input(info: TensorInfo, value: np.ndarray) -> tuple[np.ndarray, int
     dt = dtype(info.dtype)
     if dt.is_float:
         return x.astype(np.float32, copy=False), batch
+    if dt.kind == "int" and x.size and x.dtype.kind in "iuf":
+        # fast path: the values cast to the container unchanged, within the type's range
+        cast = x.astype(dt.container)
+        if dt.min <= cast.min() and cast.max() <= dt.max and np.array_equal(cast, x):
+            return cast, batch
     try:
         require_allowed(x, dt)
     except DataTypeError as err:

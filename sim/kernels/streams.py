@@ -17,6 +17,7 @@ import numpy as np
 from sim.bundle import Node, SimError
 from sim.datatypes import as_int64
 from sim.kernels import register
+from sim.kernels.window import copy_pixels
 from sim.packedmap import PackedMap, unpacked
 
 
@@ -33,12 +34,24 @@ def streaming_concat(node: Node, inputs: list) -> np.ndarray | PackedMap:
         raise SimError(f"{node.label()}: inputs have {got} channels, ChannelsPerStream is {widths}")
     if (all(isinstance(x, PackedMap) for x in inputs) and len({x.bipolar for x in inputs}) == 1
             and all(x.aligned for x in inputs[:-1])):  # whole bytes: the bits concatenate
-        return PackedMap(np.concatenate([x.bits for x in inputs], axis=-1), sum(widths),
-                         inputs[0].bipolar)
+        return PackedMap(_concat([x.bits for x in inputs]), sum(widths), inputs[0].bipolar)
     inputs = [unpacked(x) for x in inputs]
     if all(x.dtype.kind in "iu" for x in inputs):
-        return np.concatenate(inputs, axis=-1)  # common integer type, wrapped by the executor
-    return np.concatenate([as_int64(x) for x in inputs], axis=-1)
+        return _concat(inputs)  # common integer type, wrapped by the executor
+    return _concat([as_int64(x) for x in inputs])
+
+
+def _concat(parts: list[np.ndarray]) -> np.ndarray:
+    """``np.concatenate`` along the last axis, each part copied a pixel at a time."""
+    kind = np.result_type(*parts)
+    if any(p.dtype != kind for p in parts) or parts[0].ndim < 2:
+        return np.concatenate(parts, axis=-1)
+    out = np.empty(parts[0].shape[:-1] + (sum(p.shape[-1] for p in parts),), dtype=kind)
+    start = 0
+    for part in parts:
+        copy_pixels(out[..., start : start + part.shape[-1]], part)
+        start += part.shape[-1]
+    return out
 
 
 @register("StreamingSplit")

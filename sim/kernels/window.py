@@ -36,6 +36,21 @@ def _nhwc(node: Node, x: np.ndarray, hw: tuple[int, int] | None, channels: int |
 _NATIVE = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 
 
+def pixel_type(size: int) -> np.dtype:
+    """One element of ``size`` bytes: an unsigned integer of that size where there is one
+    (numpy copies a 2-byte void 8x slower), else a void."""
+    return np.dtype(_NATIVE[size]) if size in _NATIVE else np.dtype((np.void, size))
+
+
+def copy_pixels(dst: np.ndarray, src: np.ndarray) -> None:
+    """``dst[...] = src`` for arrays of the same type and shape whose last axis is contiguous,
+    one element per pixel (a copy along a short last axis loops per pixel)."""
+    if dst.shape[-1] == 0:
+        return
+    pixel = pixel_type(src.shape[-1] * src.dtype.itemsize)
+    dst.view(pixel)[..., 0] = np.ascontiguousarray(src).view(pixel)[..., 0]
+
+
 def conv_out_dim(size: int, k: int, stride: int, pad: int = 0, dilation: int = 1) -> int:
     """Output size of a convolution window sweep (qonnx's compute_conv_output_dim)."""
     return (size + pad - dilation * (k - 1) - 1) // stride + 1
@@ -54,11 +69,9 @@ def sliding_window(
     oh, ow = conv_out_dim(h, kh, sh, 0, dh), conv_out_dim(w, kw, sw, 0, dw)
     if oh <= 0 or ow <= 0:
         raise ValueError(f"window {kernel} (dilation {dilation}) larger than the {h}x{w} map")
-    # A pixel's C elements as one element (an unsigned integer of its size where there is one:
-    # numpy copies a 2-byte void 8x slower): each tap is then one strided copy of whole
+    # A pixel's C elements as one element: each tap is then one strided copy of whole
     # pixels (long inner loops), written into its place in every window row.
-    size = c * x.dtype.itemsize
-    pixel = np.dtype(_NATIVE[size]) if size in _NATIVE else np.dtype((np.void, size))
+    pixel = pixel_type(c * x.dtype.itemsize)
     src = np.ascontiguousarray(x).view(pixel)[..., 0]  # (N, H, W)
     width = kh * kw * c
     if row_bytes_multiple > 1:
@@ -104,7 +117,7 @@ def fmpadding(node: Node, inputs: list) -> np.ndarray | PackedMap:
 def _pad(x: np.ndarray, top: int, left: int, bottom: int, right: int) -> np.ndarray:
     n, h, w, c = x.shape
     out = np.zeros((n, top + h + bottom, left + w + right, c), dtype=x.dtype)
-    out[:, top : top + h, left : left + w] = x
+    copy_pixels(out[:, top : top + h, left : left + w], x)
     return out
 
 
