@@ -82,24 +82,21 @@ def wrapped_bits(values: np.ndarray, bipolar: bool) -> np.ndarray:
     return (v & 1).astype(np.uint8, copy=False)
 
 
-def bits_from_rows(values: np.ndarray, bipolar: bool) -> np.ndarray:
-    """Integer values (..., C) before the wrap to a one-bit type -> their packed bits
-    (..., ceil(C / 8)) (:func:`wrapped_bits`)."""
+def pack_row_bits(bits: np.ndarray) -> np.ndarray:
+    """Bits (uint8 0/1) (..., C) -> packed (..., ceil(C / 8))."""
     from sim.bitconv import pack_pixels
 
-    return pack_pixels(wrapped_bits(values, bipolar))
+    return pack_pixels(bits)
 
 
-def bits_from_channels(values: np.ndarray, bipolar: bool) -> np.ndarray:
-    """Channel-major integer values (C, pixels) before the wrap to a one-bit type -> (pixels,
-    ceil(C / 8)) packed bits (:func:`wrapped_bits`)."""
-    b = wrapped_bits(values, bipolar)
-    if b.shape[0] % 8:
-        b = np.concatenate([b, np.zeros((-b.shape[0] % 8, b.shape[1]), np.uint8)])
+def pack_channel_bits(bits: np.ndarray) -> np.ndarray:
+    """Channel-major bits (uint8 0/1) (C, pixels) -> packed (pixels, ceil(C / 8))."""
+    if bits.shape[0] % 8:
+        bits = np.concatenate([bits, np.zeros((-bits.shape[0] % 8, bits.shape[1]), np.uint8)])
     # the bits of a byte are disjoint, so their weighted sum is the byte (np.packbits along
     # the first axis is 40x slower)
-    bits = (b.reshape(-1, 8, b.shape[1]) * _BIT_WEIGHTS).sum(axis=1, dtype=np.uint8)
-    out = np.empty((bits.shape[1], bits.shape[0]), dtype=np.uint8)
-    for b in range(bits.shape[0]):  # column writes: a transposing copy is 2-3x slower
-        out[:, b] = bits[b]
+    packed = (bits.reshape(-1, 8, bits.shape[1]) * _BIT_WEIGHTS).sum(axis=1, dtype=np.uint8)
+    out = np.empty((packed.shape[1], packed.shape[0]), dtype=np.uint8)
+    for b in range(packed.shape[0]):  # column writes: a transposing copy is 2-3x slower
+        out[:, b] = packed[b]
     return out

@@ -42,7 +42,7 @@ def count_thresholds(
     if lut is not None:
         counts = lut[0][xm] if lut.shape[0] == 1 else lut[np.arange(channels), xm]
     elif xm.dtype.kind in "iub" and xm.dtype.itemsize <= 4 and thr.shape[1] <= _FEW_STEPS:
-        counts = _count_few(xm, _integer_thresholds(xm.dtype, thr), count_type)
+        counts = _count_few(xm, integer_thresholds(xm.dtype, thr), count_type)
     elif xm.dtype.kind in "iub":
         counts = _count_int(xm.astype(np.int64, copy=False), thr)
     else:
@@ -68,7 +68,7 @@ def _lookup_table(x: np.ndarray, thr: np.ndarray, count_type) -> np.ndarray | No
     return table
 
 
-def _integer_thresholds(container: np.dtype, thr: np.ndarray) -> np.ndarray:
+def integer_thresholds(container: np.dtype, thr: np.ndarray) -> np.ndarray:
     """For integer inputs of numpy type ``container``: ``ceil(T)`` clipped to the type's range
     plus one (the count is unchanged: x >= T iff x >= ceil(T); NaN never fires), in the
     container type where every clipped value fits it, else int64."""

@@ -16,7 +16,9 @@ import sim.graph as graph
 import sim.kernels as kernels
 from hw_gen.bundle import to_sim_bundle
 from sim.datatypes import wrap
-from sim.packedmap import PackedMap, bits_from_channels, bits_from_rows, pack_map
+from sim.bundle import Node
+from sim.kernels.matrix import threshold_bits, threshold_output
+from sim.packedmap import PackedMap, pack_channel_bits, pack_map, pack_row_bits
 from test_sim_kernels import random_thresholds
 
 FPGA = dict(domain="finn.custom_op.fpgadataflow", backend="fpgadataflow")
@@ -35,17 +37,40 @@ def test_pack_and_unpack_round_trip(channels, bipolar):
 
 
 @pytest.mark.parametrize("channels", [3, 8, 16, 21])
-@pytest.mark.parametrize("declared", ["BINARY", "BIPOLAR"])
-def test_packed_bits_are_the_bits_of_the_wrap(channels, declared):
-    """Values outside the one-bit type (several thresholds fired, an ActVal) pack as the bit
-    the executor's wrap keeps."""
-    rng = np.random.default_rng(channels)
-    values = rng.integers(-5, 6, (40, channels)).astype(np.int16)
-    wrapped = wrap(values, declared)
-    want = np.packbits((wrapped > 0).astype(np.uint8), axis=-1)
-    assert np.array_equal(bits_from_rows(values, declared == "BIPOLAR"), want)
-    assert np.array_equal(bits_from_channels(np.ascontiguousarray(values.T), declared == "BIPOLAR"),
-                          want)
+def test_packing_bits_of_rows_and_of_channels_is_packbits(channels):
+    bits = np.random.default_rng(channels).integers(0, 2, (40, channels)).astype(np.uint8)
+    want = np.packbits(bits, axis=-1)
+    assert np.array_equal(pack_row_bits(bits), want)
+    assert np.array_equal(pack_channel_bits(np.ascontiguousarray(bits.T)), want)
+
+
+def _node(op, out_attr, declared, act):
+    return Node("n", op, f"{op}_hls", "", True, [], [],
+                {"ActVal": act, "outputDataType": out_attr}, [declared])
+
+
+@pytest.mark.parametrize("op,out_attr,declared,act,steps", [
+    ("MVAU", "BIPOLAR", "BIPOLAR", 5, 1),          # ActVal ignored
+    ("MVAU", "BINARY", "BINARY", 0, 1),
+    ("MVAU", "BINARY", "BINARY", 3, 1),            # odd ActVal flips the bit
+    ("Thresholding", "BIPOLAR", "BIPOLAR", -1, 1),
+    ("Thresholding", "BINARY", "BINARY", 0, 3),    # several thresholds: the count's parity
+    ("Thresholding", "UINT2", "BIPOLAR", 0, 3),    # declared unlike the attribute
+    ("MVAU", "BIPOLAR", "BINARY", 0, 1),
+])
+@pytest.mark.parametrize("channel_axis", [-1, 0])
+def test_threshold_bits_are_the_bits_the_wrap_keeps(op, out_attr, declared, act, steps,
+                                                    channel_axis):
+    """The one-bit result against the wrap (sim.datatypes) of the thresholded values."""
+    rng = np.random.default_rng(steps + act)
+    x = rng.integers(-40, 40, (30, 6)).astype(np.int32)
+    thr = np.sort(rng.integers(-30, 30, (6, steps)), axis=1).astype(np.float32)
+    node = _node(op, out_attr, declared, act)
+    want = wrap(threshold_output(node, x, thr), declared) > 0
+    xs = x if channel_axis == -1 else np.ascontiguousarray(x.T)
+    got = threshold_bits(node, xs, thr, channel_axis)
+    assert got.dtype == np.uint8
+    assert np.array_equal(got if channel_axis == -1 else got.T, want.astype(np.uint8))
 
 
 def test_packed_map_refuses_bits_that_do_not_hold_its_channels():

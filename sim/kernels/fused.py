@@ -20,9 +20,9 @@ from sim.bundle import Node, SimError
 from sim.datatypes import dtype
 from sim.exact import FLOAT32_EXACT, packed_matches, packed_plane_dot, packed_sign_dot
 from sim.kernels import register_fusion
-from sim.kernels.matrix import activate, as_bits, plane_route, product_bound
+from sim.kernels.matrix import activate, activate_bits, as_bits, plane_route, product_bound
 from sim.kernels.window import check_window_input, sliding_window
-from sim.packedmap import PackedMap, bits_from_channels, bits_from_rows, unpacked
+from sim.packedmap import PackedMap, pack_channel_bits, pack_row_bits, unpacked
 
 
 def _bit_planes(node: Node, x: np.ndarray, mode: str, bits: int) -> list[np.ndarray]:
@@ -97,8 +97,8 @@ def window_mvau(
     out_type = mvau.out_dtypes[0]
     if packed and not mvau.attr("noActivation") and out_type in ("BINARY", "BIPOLAR"):
         bipolar = out_type == "BIPOLAR"
-        bits = map_tiles(maps, (kh, kw), stride, dilation, lambda rows: bits_from_channels(
-            activate(mvau, product(rows), thresholds, bound, channel_axis=0), bipolar), gather)
+        bits = map_tiles(maps, (kh, kw), stride, dilation, lambda rows: pack_channel_bits(
+            activate_bits(mvau, product(rows), thresholds, bound, channel_axis=0)), gather)
         return PackedMap(bits.reshape(grid + (bits.shape[-1],)), mh, bipolar)
     out = map_tiles(maps, (kh, kw), stride, dilation,
                     lambda rows: activate(mvau, product(rows), thresholds, bound, channel_axis=0),
@@ -148,16 +148,17 @@ def _window_matmul(window: Node, mvau: Node, x: np.ndarray, w: np.ndarray,
     def gather(part, k, s, d):
         return sliding_window(part, k, s, d).reshape(-1, taps * wide)
 
-    def compute(rows):
+    def compute(rows, bits=False):
         acc = np.matmul(rows[0].astype(np.float32), wf).astype(np.int32)
+        if bits:
+            return pack_row_bits(activate_bits(mvau, acc, thresholds, bound))
         return activate(mvau, acc, thresholds, bound)
 
     grid = window_grid(x.shape, kernel, stride, dilation)
     thresholds = rest[0] if rest else None
     if packed and not mvau.attr("noActivation") and mvau.out_dtypes[0] in ("BINARY", "BIPOLAR"):
         bipolar = mvau.out_dtypes[0] == "BIPOLAR"
-        bits = map_tiles([xp], kernel, stride, dilation,
-                         lambda rows: bits_from_rows(compute(rows), bipolar), gather)
+        bits = map_tiles([xp], kernel, stride, dilation, lambda rows: compute(rows, True), gather)
         return PackedMap(bits.reshape(grid + (bits.shape[-1],)), mh, bipolar)
     out = map_tiles([xp], kernel, stride, dilation, compute, gather,
                     out_dtype=output_container(mvau))

@@ -25,8 +25,8 @@ from sim.bundle import Node, SimError
 from sim.datatypes import as_int64, dtype, wrap
 from sim.exact import max_abs, matmul_int, matmul_method, plane_dot, xnor_popcount
 from sim.kernels import register
-from sim.packedmap import PackedMap, bits_from_rows
-from sim.thresholds import count_thresholds
+from sim.packedmap import PackedMap, pack_row_bits, wrapped_bits
+from sim.thresholds import integer_thresholds, count_thresholds
 
 
 def activate(
@@ -37,19 +37,40 @@ def activate(
     (channels along ``channel_axis``). ``bound``, where the caller knows one, is a bound on
     ``|acc|`` from the data types: an accumulator type that holds it cannot wrap, and the
     wrap's scan is skipped."""
-    acc_type = dtype(node.attr("accDataType"))
-    if bound is not None and acc_type.min <= -bound and bound <= acc_type.max:
-        if bound < 1 << 31 and not (acc.dtype.kind in "iu" and acc.dtype.itemsize <= 4):
-            acc = acc.astype(np.int32)
-        elif acc.dtype.kind not in "iu":
-            acc = as_int64(acc)
-    else:
-        acc = as_int64(wrap(acc, acc_type))
+    acc = _accumulator(node, acc, bound)
     if node.attr("noActivation"):
         return acc
     if thresholds is None:
         raise SimError(f"{node.label()}: noActivation=0 but no threshold input")
     return threshold_output(node, acc, thresholds, channel_axis)
+
+
+def activate_bits(node: Node, acc: np.ndarray, thresholds: np.ndarray, bound: int | None,
+                  channel_axis: int = -1) -> np.ndarray:
+    """:func:`activate` of a thresholded MVAU/VVAU whose output is declared BINARY or
+    BIPOLAR, as the bit (uint8 0/1) the executor's wrap to that type keeps."""
+    acc = _accumulator(node, acc, bound)
+    if thresholds is None:
+        raise SimError(f"{node.label()}: noActivation=0 but no threshold input")
+    return threshold_bits(node, acc, thresholds, channel_axis)
+
+
+def _accumulator(node: Node, acc: np.ndarray, bound: int | None) -> np.ndarray:
+    acc_type = dtype(node.attr("accDataType"))
+    if bound is not None and acc_type.min <= -bound and bound <= acc_type.max:
+        if bound < 1 << 31 and not (acc.dtype.kind in "iu" and acc.dtype.itemsize <= 4):
+            return acc.astype(np.int32)
+        if acc.dtype.kind not in "iu":
+            return as_int64(acc)
+        return acc
+    return as_int64(wrap(acc, acc_type))
+
+
+def _act_val(node: Node) -> int:
+    """ActVal, which an MVAU/VVAU with a BIPOLAR output ignores."""
+    if node.op_type in ("MVAU", "VVAU") and node.attr("outputDataType") == "BIPOLAR":
+        return 0
+    return int(node.attr("ActVal"))
 
 
 def threshold_output(node: Node, x: np.ndarray, thresholds: np.ndarray,
@@ -58,8 +79,7 @@ def threshold_output(node: Node, x: np.ndarray, thresholds: np.ndarray,
     ``channel_axis``), or for a BIPOLAR
     output ``2 * count - 1`` (MVAU/VVAU) / ``2 * (count + ActVal) - 1`` (Thresholding)."""
     count = count_thresholds(x, thresholds, channel_axis=channel_axis, narrow=True)
-    act_val = 0 if node.op_type in ("MVAU", "VVAU") and node.attr("outputDataType") == "BIPOLAR" \
-        else int(node.attr("ActVal"))
+    act_val = _act_val(node)
     if count.dtype != np.int64 and abs(act_val) >= 1 << 14:
         count = count.astype(np.int64)
     if act_val:
@@ -68,6 +88,31 @@ def threshold_output(node: Node, x: np.ndarray, thresholds: np.ndarray,
         count *= 2
         count -= 1
     return count
+
+
+def threshold_bits(node: Node, x: np.ndarray, thresholds: np.ndarray,
+                   channel_axis: int = -1) -> np.ndarray:
+    """The bit (uint8 0/1) the wrap to the declared one-bit output type keeps of
+    :func:`threshold_output`: ``(count + ActVal) mod 2`` where the output is BINARY and not
+    BIPOLAR by attribute, or BIPOLAR by both (one comparison where there is one threshold a
+    channel); otherwise the bit of the values."""
+    declared = node.out_dtypes[0]
+    parity = (node.attr("outputDataType") == "BIPOLAR") == (declared == "BIPOLAR")
+    thr = np.asarray(thresholds)
+    if not parity:
+        return wrapped_bits(threshold_output(node, x, thr, channel_axis), declared == "BIPOLAR")
+    flip = _act_val(node) & 1
+    if thr.ndim == 2 and thr.shape[1] == 1 and x.dtype.kind in "iu" and x.dtype.itemsize <= 4:
+        t = integer_thresholds(x.dtype, thr)[:, 0]
+        shape = [1] * x.ndim
+        shape[channel_axis] = t.shape[0]
+        bits = np.greater_equal(x, t.reshape(shape)).view(np.uint8)
+    else:
+        bits = count_thresholds(x, thr, channel_axis=channel_axis, narrow=True)
+        bits = (bits & 1).astype(np.uint8)
+    if flip:
+        bits ^= 1
+    return bits
 
 
 def as_bits(values: np.ndarray, bipolar: bool, what: str, node: Node) -> np.ndarray:
@@ -166,9 +211,9 @@ def vvau(node: Node, inputs: list[np.ndarray]) -> np.ndarray:
 
 @register("Thresholding", reshape=True, packs=True)
 def thresholding(node: Node, inputs: list[np.ndarray], packed: bool = False) -> np.ndarray | PackedMap:
-    out = threshold_output(node, inputs[0], inputs[1])
+    x = inputs[0]
     out_type = node.out_dtypes[0]
-    if packed and out_type in ("BINARY", "BIPOLAR") and out.ndim == 4:
-        return PackedMap(bits_from_rows(out, out_type == "BIPOLAR"), out.shape[-1],
-                         out_type == "BIPOLAR")
-    return out
+    if packed and out_type in ("BINARY", "BIPOLAR") and np.ndim(x) == 4:
+        bits = threshold_bits(node, np.asarray(x), inputs[1])
+        return PackedMap(pack_row_bits(bits), bits.shape[-1], out_type == "BIPOLAR")
+    return threshold_output(node, x, inputs[1])

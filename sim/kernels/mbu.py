@@ -26,9 +26,9 @@ from sim.bundle import Node
 from sim.datatypes import dtype, wrap
 from sim.exact import packed_matches
 from sim.kernels import register, register_fusion
-from sim.kernels.matrix import threshold_output
+from sim.kernels.matrix import threshold_bits, threshold_output
 from sim.kernels.upsample import bilinear_gain, upsample
-from sim.packedmap import PackedMap, bits_from_channels
+from sim.packedmap import PackedMap, pack_channel_bits
 
 FACTOR = 2
 TAPS = 9
@@ -195,12 +195,12 @@ def mbu_thresholds(mbu: Node, thresholding: Node, mbu_inputs: list, rest: list[n
     channels, n, oh, ow = up.shape
     if np.shape(thresholds)[0] not in (1, channels):
         return None
-    values = threshold_output(thresholding, wrap(up, mbu.out_dtypes[0]).reshape(channels, -1),
-                              thresholds, channel_axis=0)
+    up = wrap(up, mbu.out_dtypes[0]).reshape(channels, -1)
     out_type = thresholding.out_dtypes[0]
     if packed and out_type in ("BINARY", "BIPOLAR"):
-        bits = bits_from_channels(values, out_type == "BIPOLAR")
+        bits = pack_channel_bits(threshold_bits(thresholding, up, thresholds, channel_axis=0))
         return PackedMap(bits.reshape(n, oh, ow, -1), channels, out_type == "BIPOLAR")
+    values = threshold_output(thresholding, up, thresholds, channel_axis=0)
     container = dtype(out_type).container if dtype(out_type).is_integer else values.dtype
     out = np.empty((n * oh * ow, channels), dtype=container)
     for c in range(channels):  # column writes: a transposing copy is 2-3x slower
