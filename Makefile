@@ -63,6 +63,7 @@ board-test: setup board-env
 	PYTHONPATH=$(CURDIR):$(CURDIR)/tests $(PY) tests/board/make_packages.py $(BOARD_PACKAGES)
 	HWGEN_BOARD_PACKAGES=$(CURDIR)/$(BOARD_PACKAGES) PYTHONPATH=$(CURDIR):$(CURDIR)/tests/board \
 		$(BOARD_VENV)/bin/python -m pytest -q -p no:cacheprovider --confcutdir=tests/board tests/board
+	SIM_NUMPY1_PYTHON=$(CURDIR)/$(BOARD_VENV)/bin/python $(PY) -m pytest -q -p no:cacheprovider tests/test_sim_numpy1.py
 
 bench: setup
 	$(PY) bench/sim_conv.py --out bench/sim_conv.json
