@@ -15,7 +15,7 @@ before specialization (the last one it can run) once with SANITIZE_QUANT_TENSORS
 hw_gen's FINN adapter sets it, and once with FINN's default (the sanitizer on). Targets: sim
 at most half of torch eval's time, and FINN's default execution at least 100x sim's.
 
-    python bench/sim_vs_torch_finn.py [--out bench/sim_vs_torch_finn.json] [--repeat 5]
+    python bench/sim_vs_torch_finn.py [--out bench/sim_vs_torch_finn.json] [--repeat 8]
                                       [--no-sanitized]
 """
 
@@ -45,12 +45,16 @@ def best_of(fn, repeat: int) -> tuple[float, float]:
 def interleaved(fns: dict, repeat: int) -> dict[str, tuple[float, float]]:
     """Best wall-clock and CPU time of each function over ``repeat`` rounds that run every
     function once in turn (after one warm-up round): a busy spell of a shared machine slows
-    one round of all of them rather than all rounds of one."""
+    one round of all of them rather than all rounds of one. Each round starts one function
+    later, so no function always runs right after torch, whose OpenMP threads spin on for a
+    few milliseconds after a frame."""
     for fn in fns.values():
         fn()
     best = {name: (float("inf"), float("inf")) for name in fns}
-    for _ in range(repeat):
-        for name, fn in fns.items():
+    names = list(fns)
+    for round_ in range(repeat):
+        for name in names[round_ % len(names):] + names[: round_ % len(names)]:
+            fn = fns[name]
             t0, c0 = time.perf_counter(), time.process_time()
             fn()
             wall, cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -162,7 +166,7 @@ def sim_profile(bundle, inputs) -> dict[str, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).with_suffix(".json"))
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=8)
     parser.add_argument("--no-sanitized", dest="sanitized", action="store_false",
                         help="skip the (slow) run of FINN with its per-element sanitizer on")
     args = parser.parse_args()
@@ -324,7 +328,7 @@ def main() -> int:
                 "FINN runs the graph before specialization ('widths'), the last one it can "
                 "execute in Python; sim runs that graph and the specialized, folded dataflow.onnx",
                 f"torch threads: {torch.get_num_threads()} (inference_mode); best of {args.repeat} "
-                "interleaved rounds after a warm-up for torch, sim and the popcount reference, one "
+                "interleaved rounds (each starting one function later) after a warm-up for torch, sim and the popcount reference, one "
                 "run after a warm-up for FINN; wall-clock ratios are the "
                 "targets, CPU times (this process, all threads) are given because the machine "
                 "may be shared (see load_average_1min, before and after)",

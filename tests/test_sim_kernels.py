@@ -613,3 +613,23 @@ def test_wide_enough_accumulator_makes_sim_and_finn_agree(finn_build_dir, tmp_pa
     x = random_tensor(rng, "BINARY", (1, 6, mw))
     x[0, 0] = model.get_initializer("weights")[:, 0]
     assert_same(model, {"inp": x}, tmp_path)
+
+
+@pytest.mark.parametrize("op", ["Add", "Sub", "AbsDiff", "Max"])
+@pytest.mark.parametrize("dt", ["INT15", "UINT15", "INT8"])
+def test_elementwise_with_a_channel_constant_over_a_large_map_matches_finn(op, dt, finn_build_dir,
+                                                                          tmp_path):
+    """512 pixels: the constant is tiled along rows; INT15 sums fill int16 to its ends."""
+    rng = np.random.default_rng(len(op) + len(dt))
+    shape = (1, 16, 32, 6)
+    info = DataType[dt]
+    lhs = random_tensor(rng, dt, shape)
+    lhs.reshape(-1, 6)[:4] = [[info.min()] * 6, [info.max()] * 6, [info.min()] * 6, [info.max()] * 6]
+    rhs = np.array([info.min(), info.max(), info.min(), info.max(), 0, 1],
+                   dtype=np.float32).reshape(1, 1, 1, 6)
+    model = single_node_model(
+        f"Elementwise{op}", {"lhs": (shape, dt)}, {"outp": (shape, "INT32")}, {"rhs": (rhs, dt)},
+        lhs_dtype=dt, rhs_dtype=dt, out_dtype="INT32", lhs_shape=list(shape),
+        rhs_shape=[1, 1, 1, 6], out_shape=list(shape), lhs_style="input", rhs_style="const",
+    )
+    assert_same(model, {"lhs": lhs}, tmp_path)

@@ -1,6 +1,6 @@
 """One-bit maps passed between layers packed (sim.packedmap): packing against numpy's
 packbits and the executor's wrap, and a chain of binary convolutions (padding, fork,
-concatenation) whose packed run equals the unpacked one and FINN's."""
+concatenation, a 1x1 integer layer) whose packed run equals the unpacked one and FINN's."""
 
 from __future__ import annotations
 
@@ -107,7 +107,8 @@ def _conv(rng, nodes, model_types, inits, name, x, c, mh, odt):
 
 
 def chain_model(rng, c1: int, c2: int):
-    """x -> conv1 -> fork -> conv2 -> concat(conv1, conv2) -> conv3 (integer out)."""
+    """x -> conv1 -> fork -> conv2 -> concat(conv1, conv2) -> conv3 (-1/+1) -> 1x1 integer
+    layer."""
     nodes, types, inits = [], {}, {}
     _conv(rng, nodes, types, inits, "c1", "x", 8, c1, "BINARY")
     nodes.append(helper.make_node("DuplicateStreams", ["c1"], ["c1a", "c1b"], name="fork",
@@ -120,10 +121,17 @@ def chain_model(rng, c1: int, c2: int):
                                   inputDataTypes=["BINARY", "BINARY"],
                                   numInputVectors=[1, H, W], **FPGA))
     types["cat"] = ("BINARY", (1, H, W, c1 + c2))
-    _conv(rng, nodes, types, inits, "c3", "cat", c1 + c2, 5, "INT32")
+    _conv(rng, nodes, types, inits, "c3", "cat", c1 + c2, 5, "BIPOLAR")
+    # a 1x1 layer of integer weights on the -1/+1 map: the plain MVAU reads it packed
+    inits["c4_w"] = (rng.integers(-8, 8, (5, 3)).astype(np.float32), "INT4")
+    nodes.append(helper.make_node(
+        "MVAU", ["c3", "c4_w"], ["c4"], name="c4", MW=5, MH=3, SIMD=1, PE=1,
+        inputDataType="BIPOLAR", weightDataType="INT4", outputDataType="INT32",
+        accDataType="INT32", binaryXnorMode=0, noActivation=1, numInputVectors=[1, H, W], **FPGA))
+    types["c4"] = ("INT32", (1, H, W, 3))
     vi = lambda n, shape: helper.make_tensor_value_info(n, TensorProto.FLOAT, list(shape))  # noqa: E731
-    outputs = {"c3"}
-    graph_ = helper.make_graph(nodes, "chain", [vi("x", (1, H, W, 8))], [vi("c3", (1, H, W, 5))],
+    outputs = {"c4"}
+    graph_ = helper.make_graph(nodes, "chain", [vi("x", (1, H, W, 8))], [vi("c4", (1, H, W, 3))],
                                value_info=[vi(n, shape) for n, (_, shape) in types.items()
                                            if n not in outputs])
     model = ModelWrapper(qonnx_make_model(graph_, producer_name="sim-test"))
@@ -143,7 +151,7 @@ def test_packed_chain_equals_unpacked_run_and_finn(c1, c2, finn_build_dir, monke
 
     model, x = chain_model(np.random.default_rng(c1), c1, c2)
     bundle = to_sim_bundle(model)
-    assert graph._packed_tensors(bundle, graph._fusable(bundle)) == {"c1", "c2"}
+    assert graph._packed_tensors(bundle, graph._fusable(bundle)) == {"c1", "c2", "c3"}
     key = ("ConvolutionInputGenerator", "MVAU")
     original = kernels.FUSIONS[key]
     seen = {}
@@ -153,10 +161,10 @@ def test_packed_chain_equals_unpacked_run_and_finn(c1, c2, finn_build_dir, monke
         return original(window, mvau, window_inputs, rest, **kwargs)
 
     monkeypatch.setitem(kernels.FUSIONS, key, kernels.FusionSpec(spy, True, True))
-    got = sim.run(bundle, {"x": x})["c3"]
-    # c1 and c2 are asked to pack; c2 reads c1 packed through the fork and the padding; the
-    # concatenation stays packed where c1's channels fill whole bytes
-    assert seen == {"c1": (False, True), "c2": (True, True), "c3": (c1 % 8 == 0, False)}
+    got = sim.run(bundle, {"x": x})["c4"]
+    # the convolutions are asked to pack; c2 reads c1 packed through the fork and the padding;
+    # the concatenation stays packed where c1's channels fill whole bytes
+    assert seen == {"c1": (False, True), "c2": (True, True), "c3": (c1 % 8 == 0, True)}
     unpacked = sim.run(bundle, {"x": x}, return_all=True)
-    assert np.array_equal(got, unpacked["c3"])
-    assert np.array_equal(got, finn_execute(model, x)["c3"])
+    assert np.array_equal(got, unpacked["c4"])
+    assert np.array_equal(got, finn_execute(model, x)["c4"])

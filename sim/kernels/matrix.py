@@ -148,6 +148,13 @@ def product_bound(node: Node, w: np.ndarray) -> int | None:
     return max(abs(int(i.min)), abs(int(i.max))) * max_abs(w) * w.shape[0]
 
 
+def _matmul_route(node: Node) -> bool:
+    """The MVAU's product is a plain integer product (no XNOR popcount, no bit planes)."""
+    idt, wdt = node.attr("inputDataType"), node.attr("weightDataType")
+    return not (node.attr("binaryXnorMode") or (idt == "BIPOLAR" and wdt == "BIPOLAR")
+                or plane_route(idt, wdt))
+
+
 def _product(node: Node, a: np.ndarray, w: np.ndarray, bound: int | None) -> np.ndarray:
     """The MVAU's exact accumulator, (rows of ``a``, MH) int64, by the cheapest exact path."""
     idt, wdt = node.attr("inputDataType"), node.attr("weightDataType")
@@ -164,16 +171,26 @@ def _product(node: Node, a: np.ndarray, w: np.ndarray, bound: int | None) -> np.
     return matmul_int(a, as_int64(w), method=method)
 
 
-@register("MVAU", reshape=True)
-def mvau(node: Node, inputs: list[np.ndarray]) -> np.ndarray:
+@register("MVAU", reshape=True, packed_inputs=True)
+def mvau(node: Node, inputs: list) -> np.ndarray:
     x, w = inputs[0], inputs[1]
     mw, mh = int(node.attr("MW")), int(node.attr("MH"))
     if w.shape != (mw, mh):
         raise SimError(f"{node.label()}: weights have shape {w.shape}, expected (MW, MH) = ({mw}, {mh})")
+    bound = product_bound(node, w)
+    if isinstance(x, PackedMap):
+        if not (x.bipolar and x.shape[-1] == mw and _matmul_route(node)):
+            x = x.unpack()
+        else:  # -1/+1 times integers: 2 * (bits @ w) - (column sums of w)
+            a = np.unpackbits(x.bits.reshape(-1, x.bits.shape[-1]), axis=-1, count=mw)
+            method = "auto" if bound is None else matmul_method(bound, 1, 1)
+            acc = matmul_int(a, as_int64(w), method=method)
+            acc = 2 * acc - as_int64(w).sum(axis=0).astype(acc.dtype)
+            out = activate(node, acc, inputs[2] if len(inputs) > 2 else None, bound)
+            return out.reshape(x.shape[:-1] + (mh,))
     if x.shape[-1] != mw and x.size % mw:
         raise SimError(f"{node.label()}: input shape {x.shape} does not hold vectors of MW={mw}")
     a = x.reshape(-1, mw)
-    bound = product_bound(node, w)
     acc = _product(node, a, w, bound)
     out = activate(node, acc, inputs[2] if len(inputs) > 2 else None, bound)
     lead = x.shape[:-1] if x.shape[-1] == mw else (a.shape[0],)
