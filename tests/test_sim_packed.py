@@ -160,7 +160,9 @@ def test_mbu_int16_sum_equals_int64_reference_up_to_its_bound(signs):
 
 @pytest.mark.parametrize("out_type,packed", [("BINARY", True), ("BINARY", False), ("UINT2", False),
                                              ("BIPOLAR", True)])
-def test_mbu_with_its_thresholds_equals_int64_reference(out_type, packed):
+@pytest.mark.parametrize("cout,threads", [(5, 1), (13, 2), (16, 2)])
+def test_mbu_with_its_thresholds_equals_int64_reference(out_type, packed, cout, threads,
+                                                        monkeypatch):
     """The fused MBU + Thresholding (channels-major, wrapped to the MBU's INT10 output, then
     thresholded) against im2col branches, gather bilinear taps, a wrap by hand and broadcast
     thresholds."""
@@ -168,8 +170,9 @@ def test_mbu_with_its_thresholds_equals_int64_reference(out_type, packed):
     from sim.kernels.mbu import mbu_thresholds
     from sim.packedmap import PackedMap
 
+    monkeypatch.setattr(bitconv, "THREADS", threads)  # channel groups of 8 on two threads
     rng = np.random.default_rng(11)
-    cin, cout, dilations = 13, 5, [1, 3]
+    cin, dilations = 13, [1, 3]
     x = rng.choice(np.array([-1, 1], dtype=np.int8), (2, 5, 7, cin))
     weights = rng.choice(np.array([-1, 1], dtype=np.int8), (2, cout, cin, 3, 3))
     gains = rng.integers(0, 4, (2, cout))

@@ -181,11 +181,14 @@ def mvau(node: Node, inputs: list) -> np.ndarray:
     if isinstance(x, PackedMap):
         if not (x.bipolar and x.shape[-1] == mw and _matmul_route(node)):
             x = x.unpack()
-        else:  # -1/+1 times integers: 2 * (bits @ w) - (column sums of w)
-            a = np.unpackbits(x.bits.reshape(-1, x.bits.shape[-1]), axis=-1, count=mw)
+        else:  # the -1/+1 values straight from the bits: whole bytes unpack in one row
+            a = (np.unpackbits(x.bits.reshape(-1)).reshape(-1, mw) if mw % 8 == 0 else
+                 np.unpackbits(x.bits.reshape(-1, x.bits.shape[-1]), axis=-1, count=mw))
+            a = a.view(np.int8)
+            a <<= 1
+            a -= 1
             method = "auto" if bound is None else matmul_method(bound, 1, 1)
             acc = matmul_int(a, as_int64(w), method=method)
-            acc = 2 * acc - as_int64(w).sum(axis=0).astype(acc.dtype)
             out = activate(node, acc, inputs[2] if len(inputs) > 2 else None, bound)
             return out.reshape(x.shape[:-1] + (mh,))
     if x.shape[-1] != mw and x.size % mw:

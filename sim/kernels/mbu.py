@@ -21,6 +21,7 @@ from typing import Iterator
 
 import numpy as np
 
+import sim.bitconv as bitconv
 from sim.bitconv import map_tiles, pack_pixels, weight_words, window_words_major
 from sim.bundle import Node
 from sim.datatypes import dtype, wrap
@@ -145,16 +146,13 @@ def multi_branch_upsample(x: np.ndarray, weights: np.ndarray, gains: np.ndarray,
     return upsample(total, FACTOR, mode, int16_fits=total.dtype == np.int16)
 
 
-def upsampled_channels(x, weights: np.ndarray, gains: np.ndarray, dilations: list[int],
-                       mode: str) -> np.ndarray:
-    """:func:`multi_branch_upsample` channels-major, (Cout, N, 2H, 2W): the branch sum is
-    upsampled along whole rows (in the pixels-major layout every copy moves one pixel's
-    channels)."""
+def _grid_channels(x, weights: np.ndarray, gains: np.ndarray,
+                   dilations: list[int]) -> np.ndarray:
+    """The branch sum channels-major as a grid, (Cout, N, H, W)."""
     x = _checked_input(x, weights, gains, dilations)
     n, h, w, _ = x.shape
     total = _branch_sum_channels(x, weights, gains, dilations)
-    grid = total.reshape(total.shape[0], n, h, w)
-    return upsample(grid, FACTOR, mode, int16_fits=total.dtype == np.int16, axes=(2, 3))
+    return total.reshape(total.shape[0], n, h, w)
 
 
 def _all_signs(a: np.ndarray) -> bool:
@@ -188,19 +186,38 @@ def mbu_thresholds(mbu: Node, thresholding: Node, mbu_inputs: list, rest: list[n
     wrapped to the MBU's declared type and thresholded per channel without being built
     pixels-major; a one-bit result is packed where asked."""
     x, weights, gains = mbu_inputs
-    thresholds = rest[0]
+    thresholds = np.asarray(rest[0])
     _gains_fit(mbu, gains)
-    up = upsampled_channels(x, weights, gains, [int(d) for d in mbu.attr("Dilations")],
-                            str(mbu.attr("Mode")))
-    channels, n, oh, ow = up.shape
-    if np.shape(thresholds)[0] not in (1, channels):
+    grid = _grid_channels(x, weights, gains, [int(d) for d in mbu.attr("Dilations")])
+    channels, n, h, w = grid.shape
+    if thresholds.ndim != 2 or thresholds.shape[0] not in (1, channels):
         return None
-    up = wrap(up, mbu.out_dtypes[0]).reshape(channels, -1)
     out_type = thresholding.out_dtypes[0]
-    if packed and out_type in ("BINARY", "BIPOLAR"):
-        bits = pack_channel_bits(threshold_bits(thresholding, up, thresholds, channel_axis=0))
+    pack = packed and out_type in ("BINARY", "BIPOLAR")
+    mode, int16 = str(mbu.attr("Mode")), grid.dtype == np.int16
+
+    def group(cs: slice) -> np.ndarray:
+        """Channels ``cs`` upsampled along whole rows, wrapped to the MBU's declared type,
+        thresholded: packed bits (pixels, bytes) or values (channels, pixels)."""
+        up = upsample(grid[cs], FACTOR, mode, int16_fits=int16, axes=(2, 3))
+        up = wrap(up, mbu.out_dtypes[0]).reshape(up.shape[0], -1)
+        t = thresholds if thresholds.shape[0] == 1 else thresholds[cs]
+        if pack:
+            return pack_channel_bits(threshold_bits(thresholding, up, t, channel_axis=0))
+        return threshold_output(thresholding, up, t, channel_axis=0)
+
+    # one group of whole bytes of channels a thread
+    threads = max(1, bitconv.THREADS)
+    size = -(-channels // threads)
+    size = -(-size // 8) * 8
+    slices = [slice(c, min(c + size, channels)) for c in range(0, channels, size)]
+    parts = list(bitconv.pool().map(group, slices)) if threads > 1 and len(slices) > 1 else \
+        [group(cs) for cs in slices]
+    oh, ow = h * FACTOR, w * FACTOR
+    if pack:
+        bits = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-1)
         return PackedMap(bits.reshape(n, oh, ow, -1), channels, out_type == "BIPOLAR")
-    values = threshold_output(thresholding, up, thresholds, channel_axis=0)
+    values = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
     container = dtype(out_type).container if dtype(out_type).is_integer else values.dtype
     out = np.empty((n * oh * ow, channels), dtype=container)
     for c in range(channels):  # column writes: a transposing copy is 2-3x slower
