@@ -25,6 +25,8 @@ TILE_ROWS = 1 << 14
 THREADS = min(2, os.cpu_count() or 1)
 # A map is split among the threads from this many output pixels a thread.
 MIN_SHARED_PIXELS = 512
+# ... and a pixelwise layer's rows from this many rows a thread.
+MIN_SPLIT_ROWS = 1 << 14
 _POOL: ThreadPoolExecutor | None = None
 
 
@@ -134,6 +136,16 @@ def pool() -> ThreadPoolExecutor:
     if _POOL is None or _POOL._max_workers != THREADS:
         _POOL = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="sim-tile")
     return _POOL
+
+
+def map_rows(fn, a: np.ndarray, min_rows: int = MIN_SPLIT_ROWS) -> np.ndarray:
+    """``fn(a)`` for a function of independent rows: ``a`` split into one block of rows a
+    thread where it has at least ``min_rows`` rows a thread, the results joined."""
+    if THREADS < 2 or a.shape[0] < THREADS * min_rows:
+        return fn(a)
+    step = -(-a.shape[0] // THREADS)
+    parts = list(pool().map(fn, [a[i : i + step] for i in range(0, a.shape[0], step)]))
+    return np.concatenate(parts)
 
 
 def map_tiles(maps: list[np.ndarray], kernel, stride, dilation, compute, gather=None,

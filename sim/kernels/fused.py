@@ -21,7 +21,7 @@ from sim.datatypes import dtype
 from sim.exact import FLOAT32_EXACT, packed_matches, packed_plane_dot, packed_sign_dot
 from sim.kernels import register_fusion
 from sim.kernels.matrix import activate, activate_bits, as_bits, plane_route, product_bound
-from sim.kernels.window import check_window_input, sliding_window
+from sim.kernels.window import check_window_input, copy_pixels, sliding_window
 from sim.packedmap import PackedMap, pack_channel_bits, pack_row_bits, unpacked
 
 
@@ -173,5 +173,5 @@ def word_pixels(x: np.ndarray) -> np.ndarray:
         return x
     wide = (1 << (size - 1).bit_length()) // x.dtype.itemsize
     out = np.zeros(x.shape[:-1] + (wide,), dtype=x.dtype)
-    out[..., : x.shape[-1]] = x
+    copy_pixels(out[..., : x.shape[-1]], x)
     return out

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from sim.bitconv import map_rows
 from sim.bundle import Node, SimError
 from sim.datatypes import as_int64, dtype, wrap
 from sim.exact import max_abs, matmul_int, matmul_method, plane_dot, xnor_popcount
@@ -148,6 +149,12 @@ def product_bound(node: Node, w: np.ndarray) -> int | None:
     return max(abs(int(i.min)), abs(int(i.max))) * max_abs(w) * w.shape[0]
 
 
+def _rows(node: Node, a: np.ndarray, w: np.ndarray, thresholds, bound: int | None) -> np.ndarray:
+    """The MVAU's output of input rows ``a``, blocks of rows on the tile threads."""
+    return map_rows(lambda rows: activate(node, _product(node, rows, w, bound), thresholds, bound),
+                    a)
+
+
 def _matmul_route(node: Node) -> bool:
     """The MVAU's product is a plain integer product (no XNOR popcount, no bit planes)."""
     idt, wdt = node.attr("inputDataType"), node.attr("weightDataType")
@@ -187,15 +194,12 @@ def mvau(node: Node, inputs: list) -> np.ndarray:
             a = a.view(np.int8)
             a <<= 1
             a -= 1
-            method = "auto" if bound is None else matmul_method(bound, 1, 1)
-            acc = matmul_int(a, as_int64(w), method=method)
-            out = activate(node, acc, inputs[2] if len(inputs) > 2 else None, bound)
+            out = _rows(node, a, w, inputs[2] if len(inputs) > 2 else None, bound)
             return out.reshape(x.shape[:-1] + (mh,))
     if x.shape[-1] != mw and x.size % mw:
         raise SimError(f"{node.label()}: input shape {x.shape} does not hold vectors of MW={mw}")
     a = x.reshape(-1, mw)
-    acc = _product(node, a, w, bound)
-    out = activate(node, acc, inputs[2] if len(inputs) > 2 else None, bound)
+    out = _rows(node, a, w, inputs[2] if len(inputs) > 2 else None, bound)
     lead = x.shape[:-1] if x.shape[-1] == mw else (a.shape[0],)
     return out.reshape(lead + (mh,))
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from sim.bundle import Node, SimError
 from sim.datatypes import as_int64
+from sim.bitconv import map_rows
 from sim.kernels import register
 from sim.kernels.window import copy_pixels
 from sim.packedmap import PackedMap, unpacked
@@ -83,6 +84,9 @@ def top_k_indices(x: np.ndarray, k: int, axis: int = -1, largest: bool = True) -
     key = np.asarray(x)
     if k == 1 and key.dtype.kind in "iub":  # the first extreme index: ties in ascending order
         pick = np.argmax if largest else np.argmin
+        if key.ndim > 1 and axis in (-1, key.ndim - 1):  # rows on the tile threads
+            rows = map_rows(lambda part: pick(part, axis=-1), key.reshape(-1, key.shape[-1]))
+            return rows.reshape(key.shape[:-1] + (1,))
         return np.expand_dims(pick(key, axis=axis), axis)
     if key.dtype.kind in "iub":
         key = key.astype(np.int64)

@@ -44,10 +44,18 @@ def pixel_type(size: int) -> np.dtype:
 
 def copy_pixels(dst: np.ndarray, src: np.ndarray) -> None:
     """``dst[...] = src`` for arrays of the same type and shape whose last axis is contiguous,
-    one element per pixel (a copy along a short last axis loops per pixel)."""
-    if dst.shape[-1] == 0:
+    with long loops (a copy along a short last axis loops per pixel): one element per pixel
+    where a pixel is 1, 2, 4 or 8 bytes or holds more than 4 channels, else one channel at a
+    time (for 3 bytes, 3x faster than a void pixel)."""
+    channels = src.shape[-1]
+    if channels == 0:
         return
-    pixel = pixel_type(src.shape[-1] * src.dtype.itemsize)
+    size = channels * src.dtype.itemsize
+    if size not in _NATIVE and channels <= 4:
+        for c in range(channels):
+            dst[..., c] = src[..., c]
+        return
+    pixel = pixel_type(size)
     dst.view(pixel)[..., 0] = np.ascontiguousarray(src).view(pixel)[..., 0]
 
 
