@@ -13,8 +13,10 @@ from __future__ import annotations
 import numpy as np
 
 _CHUNK_ELEMS = 1 << 24
-# Up to this many thresholds per channel, one comparison per threshold beats a search.
-_FEW_STEPS = 8
+# Up to this many thresholds per channel, one comparison per threshold beats a search (15
+# thresholds on 16384 x 64 int32 values: 7 ms by comparisons, 2.4 ms channels-major, 29 ms by
+# searchsorted over the channels' bands).
+_FEW_STEPS = 32
 # Narrow counts (int16) below this many thresholds per channel: count + ActVal stays in range.
 _NARROW_STEPS = 1 << 14
 # Input ranges up to this many values count through a table of every value's count.

@@ -154,14 +154,25 @@ def _window_matmul(window: Node, mvau: Node, x: np.ndarray, w: np.ndarray,
             return pack_row_bits(activate_bits(mvau, acc, thresholds, bound))
         return activate(mvau, acc, thresholds, bound)
 
+    def compute_channels(rows):
+        acc = np.matmul(wt, rows[0].astype(np.float32).T).astype(np.int32)
+        return activate(mvau, acc, thresholds, bound, channel_axis=0)
+
     grid = window_grid(x.shape, kernel, stride, dilation)
     thresholds = rest[0] if rest else None
     if packed and not mvau.attr("noActivation") and mvau.out_dtypes[0] in ("BINARY", "BIPOLAR"):
         bipolar = mvau.out_dtypes[0] == "BIPOLAR"
         bits = map_tiles([xp], kernel, stride, dilation, lambda rows: compute(rows, True), gather)
         return PackedMap(bits.reshape(grid + (bits.shape[-1],)), mh, bipolar)
-    out = map_tiles([xp], kernel, stride, dilation, compute, gather,
-                    out_dtype=output_container(mvau))
+    if thresholds is not None and np.shape(thresholds)[-1] > 1 and not mvau.attr("noActivation"):
+        # several thresholds a channel: compared along whole rows (the product's transpose
+        # costs less than comparisons along the short channel axis)
+        wt = np.ascontiguousarray(wf.T)
+        out = map_tiles([xp], kernel, stride, dilation, compute_channels, gather,
+                        channel_major=True, out_dtype=output_container(mvau))
+    else:
+        out = map_tiles([xp], kernel, stride, dilation, compute, gather,
+                        out_dtype=output_container(mvau))
     return out.reshape(grid + (mh,))
 
 

@@ -64,7 +64,8 @@ def _accumulator(node: Node, acc: np.ndarray, bound: int | None) -> np.ndarray:
         if acc.dtype.kind not in "iu":
             return as_int64(acc)
         return acc
-    return as_int64(wrap(acc, acc_type))
+    wrapped = wrap(acc, acc_type)  # in the type's container: int32 up to 32 bits
+    return wrapped if wrapped.dtype.kind in "iu" else as_int64(wrapped)
 
 
 def _act_val(node: Node) -> int:
