@@ -12,6 +12,7 @@ an AND). The rows feed :func:`sim.exact.packed_matches` and its relatives.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -138,7 +139,8 @@ def pool() -> ThreadPoolExecutor:
     return _POOL
 
 
-def map_rows(fn, a: np.ndarray, min_rows: int = MIN_SPLIT_ROWS) -> np.ndarray:
+def map_rows(fn: Callable[[np.ndarray], np.ndarray], a: np.ndarray,
+             min_rows: int = MIN_SPLIT_ROWS) -> np.ndarray:
     """``fn(a)`` for a function of independent rows: ``a`` split into one block of rows a
     thread where it has at least ``min_rows`` rows a thread, the results joined."""
     if THREADS < 2 or a.shape[0] < THREADS * min_rows:

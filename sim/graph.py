@@ -126,7 +126,8 @@ def _packed_tensors(bundle: Bundle, fusable: dict[str, Node]) -> set[str]:
             takes = getattr(get_fusion(node, fusable[node.name]), "packed_inputs", False)
         for name in node.inputs:
             readers.setdefault(name, []).append(takes)
-    fused_consumers = {c.name: p for p, c in fusable.items()}
+    by_name = {node.name: node for node in bundle.nodes}
+    fused_producer = {c.name: by_name[p] for p, c in fusable.items()}
     outputs = {t.name for t in bundle.outputs}
     packed = set()
     for node in bundle.nodes:
@@ -134,9 +135,8 @@ def _packed_tensors(bundle: Bundle, fusable: dict[str, Node]) -> set[str]:
             continue
         spec = get_kernel(node.op_type, node.hw)
         packs = bool(spec and spec.packs)
-        if node.name in fused_consumers:
-            producer = next(n for n in bundle.nodes if n.name == fused_consumers[node.name])
-            packs = getattr(get_fusion(producer, node), "packs", False)
+        if node.name in fused_producer:
+            packs = getattr(get_fusion(fused_producer[node.name], node), "packs", False)
         if packs and all(readers.get(node.outputs[0], [False])):
             packed.add(node.outputs[0])
     return packed

@@ -67,7 +67,7 @@ def pack_map(values: np.ndarray, bipolar: bool) -> PackedMap:
     return PackedMap(pack_pixels(values > 0 if bipolar else values), values.shape[-1], bipolar)
 
 
-def unpacked(value):
+def unpacked(value: np.ndarray | PackedMap | None) -> np.ndarray | None:
     """``value`` as a plain array (a :class:`PackedMap` unpacked)."""
     return value.unpack() if isinstance(value, PackedMap) else value
 
