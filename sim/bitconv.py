@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from sim.kernels.window import conv_out_dim, sliding_window
+from sim.layout import columns_into, pixel_type
 
 # Output pixels per tile: bounds the window words of a large map (each tile's rows are
 # gathered, counted and dropped before the next).
@@ -75,7 +76,7 @@ def window_words_major(
     _, oh, ow = window_grid(packed.shape, kernel, stride, dilation)
     words = -(-taps * p // 8)
     out = np.zeros((words, n, oh, ow, 8), dtype=np.uint8)
-    lane = np.dtype({1: np.uint8, 2: np.uint16, 4: np.uint32}.get(p, np.uint64))
+    lane = pixel_type(min(p, 8))
     src = np.ascontiguousarray(packed).view(lane)  # (N, H, W, pixel lanes)
     for ky in range(kernel[0]):
         for kx in range(kernel[1]):
@@ -181,9 +182,7 @@ def map_tiles(maps: list[np.ndarray], kernel, stride, dilation, compute, gather=
         if out is None:
             out = np.empty((n * oh * ow, channels), dtype=out_dtype or part.dtype)
         if channel_major:
-            block = out[start : start + part.shape[1]]
-            for c in range(channels):  # column writes: a transposing copy is 2-3x slower
-                block[:, c] = part[c]
+            columns_into(out[start : start + part.shape[1]], part)
         else:
             out[start : start + part.shape[0]] = part
     return out

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from sim.layout import columns_into
+
 FLOAT32_EXACT = 1 << 24
 FLOAT64_EXACT = 1 << 53
 # Rows per block: bounds the temporary arrays of large feature maps.
@@ -275,9 +277,7 @@ def _counts_word_loop(aw: np.ndarray, ww: np.ndarray, op, use_lut: bool,
         if channel_major:
             out[:, start : start + r] = a
         else:
-            block = out[start : start + r]
-            for col in range(n):  # column writes: a transposing copy is 2-3x slower
-                block[:, col] = a[col]
+            columns_into(out[start : start + r], a)
     return out
 
 

@@ -123,7 +123,7 @@ def _packed_tensors(bundle: Bundle, fusable: dict[str, Node]) -> set[str]:
         spec = get_kernel(node.op_type, node.hw)
         takes = bool(spec and spec.packed_inputs)
         if node.name in fusable:
-            takes = getattr(get_fusion(node, fusable[node.name]), "packed_inputs", False)
+            takes = get_fusion(node, fusable[node.name]).packed_inputs
         for name in node.inputs:
             readers.setdefault(name, []).append(takes)
     by_name = {node.name: node for node in bundle.nodes}
@@ -136,7 +136,7 @@ def _packed_tensors(bundle: Bundle, fusable: dict[str, Node]) -> set[str]:
         spec = get_kernel(node.op_type, node.hw)
         packs = bool(spec and spec.packs)
         if node.name in fused_producer:
-            packs = getattr(get_fusion(fused_producer[node.name], node), "packs", False)
+            packs = get_fusion(fused_producer[node.name], node).packs
         if packs and all(readers.get(node.outputs[0], [False])):
             packed.add(node.outputs[0])
     return packed
@@ -208,10 +208,10 @@ def _run_fused(
     """The consumer's outputs computed from the producer's inputs without materialising the
     tensor between them; None if the fused kernel does not take this case."""
     fn = get_fusion(producer, consumer)
-    if not getattr(fn, "packed_inputs", False):
+    if not fn.packed_inputs:
         producer_args = [unpacked(a) for a in producer_args]
     consumer_rest = [unpacked(a) for a in consumer_rest]
-    kwargs = {"packed": True} if pack and getattr(fn, "packs", False) else {}
+    kwargs = {"packed": True} if pack and fn.packs else {}
     try:
         result = fn(producer, consumer, producer_args, consumer_rest, **kwargs)
     except (SimError, DataTypeError) as err:

@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from sim.layout import columns_into
 
+# The declared types a packed map holds.
+ONE_BIT_TYPES = ("BINARY", "BIPOLAR")
 _BIT_WEIGHTS = (1 << np.arange(7, -1, -1)).astype(np.uint8)[None, :, None]
 
 
@@ -60,13 +63,6 @@ class PackedMap:
         return values
 
 
-def pack_map(values: np.ndarray, bipolar: bool) -> PackedMap:
-    """Pack a 0/1 (BINARY) or -1/+1 (BIPOLAR) NHWC map; any value > 0 is the bit 1."""
-    from sim.bitconv import pack_pixels
-
-    return PackedMap(pack_pixels(values > 0 if bipolar else values), values.shape[-1], bipolar)
-
-
 def unpacked(value: np.ndarray | PackedMap | None) -> np.ndarray | None:
     """``value`` as a plain array (a :class:`PackedMap` unpacked)."""
     return value.unpack() if isinstance(value, PackedMap) else value
@@ -82,13 +78,6 @@ def wrapped_bits(values: np.ndarray, bipolar: bool) -> np.ndarray:
     return (v & 1).astype(np.uint8, copy=False)
 
 
-def pack_row_bits(bits: np.ndarray) -> np.ndarray:
-    """Bits (uint8 0/1) (..., C) -> packed (..., ceil(C / 8))."""
-    from sim.bitconv import pack_pixels
-
-    return pack_pixels(bits)
-
-
 def pack_channel_bits(bits: np.ndarray) -> np.ndarray:
     """Channel-major bits (uint8 0/1) (C, pixels) -> packed (pixels, ceil(C / 8))."""
     if bits.shape[0] % 8:
@@ -97,6 +86,5 @@ def pack_channel_bits(bits: np.ndarray) -> np.ndarray:
     # the first axis is 40x slower)
     packed = (bits.reshape(-1, 8, bits.shape[1]) * _BIT_WEIGHTS).sum(axis=1, dtype=np.uint8)
     out = np.empty((packed.shape[1], packed.shape[0]), dtype=np.uint8)
-    for b in range(packed.shape[0]):  # column writes: a transposing copy is 2-3x slower
-        out[:, b] = packed[b]
+    columns_into(out, packed)
     return out

@@ -98,12 +98,13 @@ def test_fused_window_mvau_equals_unfused_and_finn(case, finn_build_dir, monkeyp
     calls = []
     original = kernels.FUSIONS[("ConvolutionInputGenerator", "MVAU")]
 
-    def spy(*args):
-        result = original(*args)
+    def spy(*args, **kwargs):
+        result = original(*args, **kwargs)
         calls.append(result is not None)
         return result
 
-    monkeypatch.setitem(kernels.FUSIONS, ("ConvolutionInputGenerator", "MVAU"), spy)
+    monkeypatch.setitem(kernels.FUSIONS, ("ConvolutionInputGenerator", "MVAU"),
+                        kernels.FusionSpec(spy, original.packed_inputs, original.packs))
     got = sim.run(bundle, {"x": x})["y"]
     assert calls == [fused]
     unfused = sim.run(bundle, {"x": x}, return_all=True)

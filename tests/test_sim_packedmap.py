@@ -18,7 +18,8 @@ from hw_gen.bundle import to_sim_bundle
 from sim.datatypes import wrap
 from sim.bundle import Node
 from sim.kernels.matrix import threshold_bits, threshold_output
-from sim.packedmap import PackedMap, pack_channel_bits, pack_map, pack_row_bits
+from sim.bitconv import pack_pixels
+from sim.packedmap import PackedMap, pack_channel_bits
 from test_sim_kernels import random_thresholds
 
 FPGA = dict(domain="finn.custom_op.fpgadataflow", backend="fpgadataflow")
@@ -30,7 +31,7 @@ def test_pack_and_unpack_round_trip(channels, bipolar):
     rng = np.random.default_rng(channels)
     bits = rng.integers(0, 2, (2, 3, 5, channels))
     values = (2 * bits - 1 if bipolar else bits).astype(np.int8 if bipolar else np.uint8)
-    packed = pack_map(values, bipolar)
+    packed = PackedMap(pack_pixels(values > 0), channels, bipolar)
     assert packed.shape == values.shape and packed.dtype == values.dtype
     assert np.array_equal(packed.bits, np.packbits(bits.astype(np.uint8), axis=-1))
     assert np.array_equal(packed.unpack(), values)
@@ -40,7 +41,7 @@ def test_pack_and_unpack_round_trip(channels, bipolar):
 def test_packing_bits_of_rows_and_of_channels_is_packbits(channels):
     bits = np.random.default_rng(channels).integers(0, 2, (40, channels)).astype(np.uint8)
     want = np.packbits(bits, axis=-1)
-    assert np.array_equal(pack_row_bits(bits), want)
+    assert np.array_equal(pack_pixels(bits), want)
     assert np.array_equal(pack_channel_bits(np.ascontiguousarray(bits.T)), want)
 
 

@@ -20,9 +20,10 @@ from sim.bundle import Node, SimError
 from sim.datatypes import dtype
 from sim.exact import FLOAT32_EXACT, packed_matches, packed_plane_dot, packed_sign_dot
 from sim.kernels import register_fusion
-from sim.kernels.matrix import activate, activate_bits, as_bits, plane_route, product_bound
-from sim.kernels.window import check_window_input, copy_pixels, sliding_window
-from sim.packedmap import PackedMap, pack_channel_bits, pack_row_bits, unpacked
+from sim.kernels.matrix import activate, activate_bits, as_bits, product_bound, product_route
+from sim.kernels.window import check_window_input, sliding_window
+from sim.layout import copy_pixels
+from sim.packedmap import ONE_BIT_TYPES, PackedMap, pack_channel_bits, unpacked
 
 
 def _bit_planes(node: Node, x: np.ndarray, mode: str, bits: int) -> list[np.ndarray]:
@@ -48,13 +49,8 @@ def window_mvau(
     x = window_inputs[0]
     w = mvau_rest[0]
     idt, wdt = mvau.attr("inputDataType"), mvau.attr("weightDataType")
-    if mvau.attr("binaryXnorMode"):
-        mode = "xnor"
-    elif idt == "BIPOLAR" and wdt == "BIPOLAR":
-        mode = "bipolar"
-    elif plane_route(idt, wdt):
-        mode = "plane"
-    else:
+    mode = product_route(mvau)
+    if mode == "matmul":
         return _window_matmul(window, mvau, unpacked(x), w, mvau_rest[1:], packed)
     if isinstance(x, PackedMap) and (mode == "plane" or x.bipolar != (mode == "bipolar")):
         x = x.unpack()  # the planes' check names the values the product cannot take
@@ -94,16 +90,19 @@ def window_mvau(
     thresholds = mvau_rest[1] if len(mvau_rest) > 1 else None
     bound = product_bound(mvau, w)
     maps = [x.bits] if planes is None else [pack_pixels(p) for p in planes]
-    out_type = mvau.out_dtypes[0]
-    if packed and not mvau.attr("noActivation") and out_type in ("BINARY", "BIPOLAR"):
-        bipolar = out_type == "BIPOLAR"
+    if _packs(mvau, packed):
         bits = map_tiles(maps, (kh, kw), stride, dilation, lambda rows: pack_channel_bits(
             activate_bits(mvau, product(rows), thresholds, bound, channel_axis=0)), gather)
-        return PackedMap(bits.reshape(grid + (bits.shape[-1],)), mh, bipolar)
+        return PackedMap(bits.reshape(grid + (bits.shape[-1],)), mh, mvau.out_dtypes[0] == "BIPOLAR")
     out = map_tiles(maps, (kh, kw), stride, dilation,
                     lambda rows: activate(mvau, product(rows), thresholds, bound, channel_axis=0),
                     gather, channel_major=True, out_dtype=output_container(mvau))
     return out.reshape(grid + (mh,))
+
+
+def _packs(mvau: Node, packed: bool) -> bool:
+    """The fused MVAU is asked for a packed output and has one: thresholded to a one-bit type."""
+    return packed and not mvau.attr("noActivation") and mvau.out_dtypes[0] in ONE_BIT_TYPES
 
 
 def output_container(node: Node):
@@ -151,7 +150,7 @@ def _window_matmul(window: Node, mvau: Node, x: np.ndarray, w: np.ndarray,
     def compute(rows, bits=False):
         acc = np.matmul(rows[0].astype(np.float32), wf).astype(np.int32)
         if bits:
-            return pack_row_bits(activate_bits(mvau, acc, thresholds, bound))
+            return pack_pixels(activate_bits(mvau, acc, thresholds, bound))
         return activate(mvau, acc, thresholds, bound)
 
     def compute_channels(rows):
@@ -160,10 +159,9 @@ def _window_matmul(window: Node, mvau: Node, x: np.ndarray, w: np.ndarray,
 
     grid = window_grid(x.shape, kernel, stride, dilation)
     thresholds = rest[0] if rest else None
-    if packed and not mvau.attr("noActivation") and mvau.out_dtypes[0] in ("BINARY", "BIPOLAR"):
-        bipolar = mvau.out_dtypes[0] == "BIPOLAR"
+    if _packs(mvau, packed):
         bits = map_tiles([xp], kernel, stride, dilation, lambda rows: compute(rows, True), gather)
-        return PackedMap(bits.reshape(grid + (bits.shape[-1],)), mh, bipolar)
+        return PackedMap(bits.reshape(grid + (bits.shape[-1],)), mh, mvau.out_dtypes[0] == "BIPOLAR")
     if thresholds is not None and np.shape(thresholds)[-1] > 1 and not mvau.attr("noActivation"):
         # several thresholds a channel: compared along whole rows (the product's transpose
         # costs less than comparisons along the short channel axis)

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.bitconv import map_rows
+from sim.bitconv import map_rows, pack_pixels
 from sim.bundle import Node, SimError
 from sim.datatypes import as_int64, dtype, wrap
 from sim.exact import max_abs, matmul_int, matmul_method, plane_dot, xnor_popcount
 from sim.kernels import register
-from sim.packedmap import PackedMap, pack_row_bits, wrapped_bits
+from sim.packedmap import ONE_BIT_TYPES, PackedMap, wrapped_bits
 from sim.thresholds import integer_thresholds, count_thresholds
 
 
@@ -156,21 +156,27 @@ def _rows(node: Node, a: np.ndarray, w: np.ndarray, thresholds, bound: int | Non
                     a)
 
 
-def _matmul_route(node: Node) -> bool:
-    """The MVAU's product is a plain integer product (no XNOR popcount, no bit planes)."""
+def product_route(node: Node) -> str:
+    """How an MVAU multiplies: "xnor" (binaryXnorMode), "bipolar" (BIPOLAR x BIPOLAR, the
+    same popcount of the 0/1 encodings), "plane" (few-bit inputs times BINARY/BIPOLAR weights,
+    a popcount per input bit) or "matmul" (an integer product)."""
     idt, wdt = node.attr("inputDataType"), node.attr("weightDataType")
-    return not (node.attr("binaryXnorMode") or (idt == "BIPOLAR" and wdt == "BIPOLAR")
-                or plane_route(idt, wdt))
+    if node.attr("binaryXnorMode"):
+        return "xnor"
+    if idt == "BIPOLAR" and wdt == "BIPOLAR":
+        return "bipolar"
+    return "plane" if plane_route(idt, wdt) else "matmul"
 
 
 def _product(node: Node, a: np.ndarray, w: np.ndarray, bound: int | None) -> np.ndarray:
     """The MVAU's exact accumulator, (rows of ``a``, MH) int64, by the cheapest exact path."""
     idt, wdt = node.attr("inputDataType"), node.attr("weightDataType")
-    if node.attr("binaryXnorMode"):
-        return xnor_popcount(as_bits(a, False, "input", node), as_bits(w, False, "weights", node))
-    if idt == "BIPOLAR" and wdt == "BIPOLAR":
-        return xnor_popcount(as_bits(a, True, "input", node), as_bits(w, True, "weights", node))
-    if plane_route(idt, wdt):
+    route = product_route(node)
+    if route in ("xnor", "bipolar"):
+        bipolar = route == "bipolar"
+        return xnor_popcount(as_bits(a, bipolar, "input", node),
+                             as_bits(w, bipolar, "weights", node))
+    if route == "plane":
         i = dtype(idt)
         return plane_dot(a, i.bits, i.signed, as_bits(w, wdt == "BIPOLAR", "weights", node),
                          wdt == "BIPOLAR")
@@ -187,7 +193,7 @@ def mvau(node: Node, inputs: list) -> np.ndarray:
         raise SimError(f"{node.label()}: weights have shape {w.shape}, expected (MW, MH) = ({mw}, {mh})")
     bound = product_bound(node, w)
     if isinstance(x, PackedMap):
-        if not (x.bipolar and x.shape[-1] == mw and _matmul_route(node)):
+        if not (x.bipolar and x.shape[-1] == mw and product_route(node) == "matmul"):
             x = x.unpack()
         else:  # the -1/+1 values straight from the bits: whole bytes unpack in one row
             a = (np.unpackbits(x.bits.reshape(-1)).reshape(-1, mw) if mw % 8 == 0 else
@@ -238,7 +244,7 @@ def vvau(node: Node, inputs: list[np.ndarray]) -> np.ndarray:
 def thresholding(node: Node, inputs: list[np.ndarray], packed: bool = False) -> np.ndarray | PackedMap:
     x = inputs[0]
     out_type = node.out_dtypes[0]
-    if packed and out_type in ("BINARY", "BIPOLAR") and np.ndim(x) == 4:
+    if packed and out_type in ONE_BIT_TYPES and np.ndim(x) == 4:
         bits = threshold_bits(node, np.asarray(x), inputs[1])
-        return PackedMap(pack_row_bits(bits), bits.shape[-1], out_type == "BIPOLAR")
+        return PackedMap(pack_pixels(bits), bits.shape[-1], out_type == "BIPOLAR")
     return threshold_output(node, x, inputs[1])

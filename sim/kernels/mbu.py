@@ -29,7 +29,8 @@ from sim.exact import packed_matches
 from sim.kernels import register, register_fusion
 from sim.kernels.matrix import threshold_bits, threshold_output
 from sim.kernels.upsample import bilinear_gain, upsample
-from sim.packedmap import PackedMap, pack_channel_bits
+from sim.layout import columns_into
+from sim.packedmap import ONE_BIT_TYPES, PackedMap, pack_channel_bits
 
 FACTOR = 2
 TAPS = 9
@@ -96,8 +97,7 @@ def branch_sum(x: np.ndarray, weights: np.ndarray, gains: np.ndarray,
     total = _branch_sum_channels(x, weights, gains, dilations)
     n, h, w, _ = np.shape(x)
     out = np.empty((n * h * w, total.shape[0]), dtype=total.dtype)
-    for c in range(total.shape[0]):  # column writes: a transposing copy is 2-3x slower
-        out[:, c] = total[c]
+    columns_into(out, total)
     return out.reshape(n, h, w, -1)
 
 
@@ -193,7 +193,7 @@ def mbu_thresholds(mbu: Node, thresholding: Node, mbu_inputs: list, rest: list[n
     if thresholds.ndim != 2 or thresholds.shape[0] not in (1, channels):
         return None
     out_type = thresholding.out_dtypes[0]
-    pack = packed and out_type in ("BINARY", "BIPOLAR")
+    pack = packed and out_type in ONE_BIT_TYPES
     mode, int16 = str(mbu.attr("Mode")), grid.dtype == np.int16
 
     def group(cs: slice) -> np.ndarray:
@@ -220,6 +220,5 @@ def mbu_thresholds(mbu: Node, thresholding: Node, mbu_inputs: list, rest: list[n
     values = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
     container = dtype(out_type).container if dtype(out_type).is_integer else values.dtype
     out = np.empty((n * oh * ow, channels), dtype=container)
-    for c in range(channels):  # column writes: a transposing copy is 2-3x slower
-        out[:, c] = values[c]
+    columns_into(out, values)
     return out.reshape(n, oh, ow, channels)

@@ -18,7 +18,7 @@ from sim.bundle import Node, SimError
 from sim.datatypes import as_int64
 from sim.bitconv import map_rows
 from sim.kernels import register
-from sim.kernels.window import copy_pixels
+from sim.layout import copy_pixels
 from sim.packedmap import PackedMap, unpacked
 
 

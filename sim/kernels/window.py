@@ -21,6 +21,7 @@ import numpy as np
 from sim.bundle import Node, SimError
 from sim.datatypes import as_int64, dtype
 from sim.kernels import register
+from sim.layout import copy_pixels, pixel_type
 from sim.packedmap import PackedMap
 
 
@@ -31,32 +32,6 @@ def _nhwc(node: Node, x: np.ndarray, hw: tuple[int, int] | None, channels: int |
         raise SimError(f"{node.label()}: input spatial size {x.shape[1:3]}, expected {tuple(hw)}")
     if channels is not None and x.shape[3] != channels:
         raise SimError(f"{node.label()}: input has {x.shape[3]} channels, expected {channels}")
-
-
-_NATIVE = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
-
-
-def pixel_type(size: int) -> np.dtype:
-    """One element of ``size`` bytes: an unsigned integer of that size where there is one
-    (numpy copies a 2-byte void 8x slower), else a void."""
-    return np.dtype(_NATIVE[size]) if size in _NATIVE else np.dtype((np.void, size))
-
-
-def copy_pixels(dst: np.ndarray, src: np.ndarray) -> None:
-    """``dst[...] = src`` for arrays of the same type and shape whose last axis is contiguous,
-    with long loops (a copy along a short last axis loops per pixel): one element per pixel
-    where a pixel is 1, 2, 4 or 8 bytes or holds more than 4 channels, else one channel at a
-    time (for 3 bytes, 3x faster than a void pixel)."""
-    channels = src.shape[-1]
-    if channels == 0:
-        return
-    size = channels * src.dtype.itemsize
-    if size not in _NATIVE and channels <= 4:
-        for c in range(channels):
-            dst[..., c] = src[..., c]
-        return
-    pixel = pixel_type(size)
-    dst.view(pixel)[..., 0] = np.ascontiguousarray(src).view(pixel)[..., 0]
 
 
 def conv_out_dim(size: int, k: int, stride: int, pad: int = 0, dilation: int = 1) -> int:
